@@ -1,0 +1,1 @@
+"""Peil: the HTTP service, the web form, storage and the `peil` command."""

@@ -1,0 +1,173 @@
+"""The `peil` command: serve, db upgrade, instruments check, keys, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from service.config import REPO_ROOT, get_settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+app = typer.Typer(help="Peil: pulse surveys on careers and psychological safety.", no_args_is_help=True)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+instruments_app = typer.Typer(help="Survey instruments.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(instruments_app, name="instruments")
+app.add_typer(keys_app, name="keys")
+
+
+def _alembic_config() -> Config:
+    from alembic.config import Config
+
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.attributes["url"] = get_settings().database_url
+    return config
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Migrate the database up to REVISION (default: the newest)."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(), revision)
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION ('base' empties it)."""
+    from alembic import command
+
+    command.downgrade(_alembic_config(), revision)
+
+
+@instruments_app.command("check")
+def instruments_check(
+    root: Annotated[Path | None, typer.Option(help="folder of instrument files")] = None,
+) -> None:
+    """Validate every instrument file; report each problem with the file, the item and what is wrong."""
+    from service.instruments.loader import check_definitions
+
+    folder = root or get_settings().definitions_dir
+    problems = check_definitions(folder)
+    for problem in problems:
+        typer.echo(str(problem), err=True)
+    if problems:
+        typer.echo(f"{len(problems)} problem(s) in {folder}", err=True)
+        raise typer.Exit(1)
+    files = sorted(folder.glob("*/*.yaml"))
+    typer.echo(f"{len(files)} instrument file(s) valid: {', '.join(str(f.relative_to(folder)) for f in files)}")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="hr, dashboard or admin")],
+    name: Annotated[str, typer.Option(help="who or what uses the key")],
+) -> None:
+    """Create an API key and print it once; only its hash is stored."""
+    from service.db import make_engine, make_sessionmaker, transaction
+    from service.keys import repository
+    from service.models.api_key import ROLES
+
+    if role not in ROLES:
+        typer.echo(f"--role must be one of {', '.join(ROLES)}", err=True)
+        raise typer.Exit(2)
+    engine = make_engine(get_settings().database_url)
+    with transaction(make_sessionmaker(engine)) as session:
+        row, key = repository.create(session, role=role, name=name)
+        key_id = row.id
+    engine.dispose()
+    typer.echo(f"# key {key_id} ({role}, {name}); shown once, store it now")
+    typer.echo(key)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int) -> None:
+    """Revoke the key with id KEY_ID: it stops working at once."""
+    from service.db import make_engine, make_sessionmaker, transaction
+    from service.keys import repository
+
+    engine = make_engine(get_settings().database_url)
+    with transaction(make_sessionmaker(engine)) as session:
+        row = repository.revoke(session, key_id)
+    engine.dispose()
+    if row is None:
+        typer.echo(f"no key {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked key {key_id} ({row.role}, {row.name})")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys: id, role, name, created, last used, revoked."""
+    from service.db import make_engine, make_sessionmaker
+    from service.keys import repository
+
+    engine = make_engine(get_settings().database_url)
+    with make_sessionmaker(engine)() as session:
+        for row in repository.list_all(session):
+            typer.echo(
+                f"{row.id}\t{row.role}\t{row.name}\tcreated {row.created_at:%Y-%m-%d}\t"
+                f"last used {row.last_used_at or '-'}\t{'revoked' if row.revoked_at else 'active'}"
+            )
+    engine.dispose()
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+) -> None:
+    """Run the service with uvicorn (access logs never show link tokens)."""
+    import uvicorn
+
+    from service.db import make_engine, make_sessionmaker
+    from service.instruments.loader import InstrumentError, load_definitions
+    from service.instruments.registry import PublishedInstrumentChanged, publish
+    from service.logs import log_config
+
+    settings = get_settings()
+    try:  # fail here with a clear message rather than in every worker's start-up
+        settings.secret()
+        engine = make_engine(settings.database_url)
+        publish(make_sessionmaker(engine), load_definitions(settings.definitions_dir))
+        engine.dispose()
+    except (InstrumentError, PublishedInstrumentChanged, ValueError) as exc:
+        typer.echo(f"peil: cannot start: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=log_config(),
+        server_header=False,
+    )
+
+
+@app.command()
+def demo(
+    once: Annotated[
+        bool, typer.Option(help="if the demo organisation exists, only hand out a new key and links")
+    ] = False,
+    seed: int = 7,
+) -> None:
+    """Build a demo organisation with a closed wave of synthetic answers and an open pulse wave."""
+    from service.demo import run
+
+    for line in run(get_settings(), once=once, seed=seed):
+        typer.echo(line)
+
+
+def main() -> None:
+    app(prog_name="peil")
+
+
+if __name__ == "__main__":
+    main()

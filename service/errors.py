@@ -1,0 +1,129 @@
+"""One exception family carrying its status, and one JSON shape for every error: {"error": {"code", "message"}}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("peil")
+
+
+class PeilError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if code is not None:
+            self.code = code
+
+
+class Unauthorized(PeilError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(PeilError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(PeilError):
+    status, code = 404, "not_found"
+
+
+class Conflict(PeilError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(PeilError):
+    status, code = 413, "payload_too_large"
+
+
+class Unprocessable(PeilError):
+    status, code = 422, "invalid"
+
+
+class TooManyRequests(PeilError):
+    status, code = 429, "too_many_requests"
+
+
+class Unavailable(PeilError):
+    status, code = 503, "unavailable"
+
+
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+}
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for err in exc.errors()[:50]:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+        details.append({"field": ".".join(loc), "reason": str(err.get("msg", "invalid"))})
+    return details
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into the one JSON shape, without internal detail."""
+
+    @app.exception_handler(PeilError)
+    async def _peil(_request: Request, exc: PeilError) -> JSONResponse:
+        headers = {"Retry-After": "5"} if exc.status in (429, 503) else None
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = _validation_details(exc)
+        message = "; ".join(f"{d['field'] or 'body'}: {d['reason']}" for d in details[:5]) or "invalid request"
+        return JSONResponse(error_body("invalid", message, details), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(DBAPIError)
+    async def _database(_request: Request, exc: Exception) -> JSONResponse:
+        # A database that is restarting or overloaded: tell the client to come back, not that we crashed.
+        if isinstance(exc, DBAPIError) and not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+            log.exception("database error", exc_info=exc)
+            return JSONResponse(error_body("internal", "internal error"), status_code=500)
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return JSONResponse(
+            error_body("unavailable", "the database is unavailable; try again shortly"),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(Exception)
+    async def _crash(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(error_body("internal", "internal error"), status_code=500)

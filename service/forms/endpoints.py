@@ -1,0 +1,360 @@
+"""GET and POST /s/{token}: the survey form behind a personal link, one section per page, in Dutch or English.
+
+Statuses: 200 a page of the form or the thank-you page; 303 after a saved step, to the next page of the same
+link (the Location is relative, ``?page=N&lang=L``, so the token appears in no other URL); 404 an unknown
+link (one page for every unknown string); 200 on GET and 409 on POST for a wave that is not open yet;
+410 a closed wave; 413 a form too large; 422 answers that cannot be taken (the page again, errors marked,
+nothing stored); 429 too many unknown links from one address, with Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import Headers
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.responses import Response as HTTPResponse
+
+from service.db import SessionDep
+from service.forms import i18n, service
+from service.forms.i18n import Lang
+from service.forms.throttle import LinkMisses, Verdict
+from service.forms.views import page_view, thanks_view
+from service.instruments.schema import Instrument
+from service.models import Invitation, Wave
+from service.models.base import utcnow
+from service.waves import service as waves
+
+router = APIRouter(tags=["form"], include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+# The largest honest form is a few text answers of at most 10,000 characters each; percent-encoding can
+# triple a character's bytes. Anything beyond this is not a person filling in a survey.
+FORM_MAX_BYTES = 512 * 1024
+FORM_MAX_FIELDS = 1_000
+_PAGE = re.compile(r"[0-9]{1,4}")
+_LENGTH = re.compile(r"[0-9]{1,12}")
+NO_INDEX = {"X-Robots-Tag": "noindex, nofollow"}
+
+
+# Dependencies -------------------------------------------------------------------------------------------
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _gate(request: Request) -> Verdict:
+    """Slow down or refuse an address that keeps trying unknown links (before any database work)."""
+    misses: LinkMisses = request.app.state.link_misses
+    verdict = misses.check(_address(request))
+    if verdict.delay and not verdict.retry_after:
+        await asyncio.sleep(verdict.delay)
+    return verdict
+
+
+@dataclass
+class Submitted:
+    """The posted fields (every value of a repeated name, in order), or why they could not be read."""
+
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    trouble: int = 0  # an HTTP status when the body could not be read: 413, 415 or 422
+
+    def first(self, name: str) -> str | None:
+        values = self.fields.get(name)
+        return values[0] if values else None
+
+
+async def _submitted(request: Request) -> Submitted:
+    """Read a url-encoded or multipart form body of at most FORM_MAX_BYTES and FORM_MAX_FIELDS fields."""
+    if request.method != "POST":
+        return Submitted()
+    length = request.headers.get("content-length")
+    if length is not None and (not _LENGTH.fullmatch(length) or int(length) > FORM_MAX_BYTES):
+        return Submitted(trouble=413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > FORM_MAX_BYTES:
+            return Submitted(trouble=413)
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    pairs: list[tuple[str, str]]
+    try:
+        if media in ("application/x-www-form-urlencoded", ""):
+            pairs = parse_qsl(
+                bytes(body).decode("utf-8"),
+                keep_blank_values=True,
+                encoding="utf-8",
+                errors="strict",
+                max_num_fields=FORM_MAX_FIELDS,
+            )
+        elif media == "multipart/form-data":
+
+            async def stream() -> AsyncGenerator[bytes, None]:
+                yield bytes(body)
+
+            parser = MultiPartParser(Headers(scope=request.scope), stream(), max_files=0, max_fields=FORM_MAX_FIELDS)
+            form = await parser.parse()
+            pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+        else:
+            return Submitted(trouble=415)
+    except (UnicodeDecodeError, ValueError, MultiPartException):
+        return Submitted(trouble=422)
+    fields: dict[str, list[str]] = {}
+    for name, value in pairs:
+        fields.setdefault(name, []).append(value)
+    return Submitted(fields=fields)
+
+
+Gate = Annotated[Verdict, Depends(_gate)]
+Form = Annotated[Submitted, Depends(_submitted)]
+
+
+# Pages ---------------------------------------------------------------------------------------------------
+
+
+def _render(
+    request: Request,
+    name: str,
+    lang: Lang,
+    context: dict[str, Any],
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    context = {
+        "lang": lang,
+        "other_lang": i18n.other(lang),
+        "other_language_name": i18n.LANGUAGE_NAMES[i18n.other(lang)],
+        "w": i18n.WORDS[lang],
+        "root": request.scope.get("root_path", ""),
+        **context,
+    }
+    return templates.TemplateResponse(
+        request, name, context, status_code=status, headers={**NO_INDEX, **(headers or {})}
+    )
+
+
+def _message(
+    request: Request,
+    lang: Lang,
+    kind: str,
+    status: int,
+    *,
+    text: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    words = i18n.WORDS[lang]
+    return _render(
+        request,
+        "message.html",
+        lang,
+        {"title": words[f"{kind}_title"], "text": text or words[f"{kind}_text"], "kind": kind},
+        status,
+        headers,
+    )
+
+
+def _not_found(request: Request, lang: Lang) -> HTMLResponse:
+    """The one page for every unknown link: it says nothing about the string it was given."""
+    request.app.state.link_misses.miss(_address(request))
+    return _message(request, lang, "not_found", 404)
+
+
+def _too_many(request: Request, lang: Lang, retry_after: int) -> HTMLResponse:
+    text = i18n.WORDS[lang]["too_many_text"].format(seconds=retry_after)
+    return _message(request, lang, "too_many", 429, text=text, headers={"Retry-After": str(retry_after)})
+
+
+def _not_taking_answers(request: Request, lang: Lang, wave: Wave, *, posted: bool) -> HTMLResponse:
+    """A wave that is not open yet (200 to look at, 409 to post to) or closed (410)."""
+    if wave.state == "closed":
+        return _message(request, lang, "closed", 410)
+    words = i18n.WORDS[lang]
+    planned = wave.opens_at > utcnow()
+    text = (
+        words["not_open_text"].format(opens=i18n.when(wave.opens_at, lang)) if planned else words["not_open_unplanned"]
+    )
+    return _message(request, lang, "not_open", 409 if posted else 200, text=text)
+
+
+def _page(
+    request: Request,
+    lang: Lang,
+    instrument: Instrument,
+    wave: Wave,
+    page: int,
+    values: dict[str, Any],
+    problems: list[service.Problem] | None = None,
+    *,
+    status: int = 200,
+    notice: str | None = None,
+    form_error: bool = False,
+) -> HTMLResponse:
+    view = page_view(instrument, wave, lang, page, values, problems or [], form_error=form_error)
+    return _render(request, "page.html", lang, {"v": view, "notice": notice}, status)
+
+
+def _thanks(request: Request, lang: Lang, instrument: Instrument, wave: Wave) -> HTMLResponse:
+    return _render(request, "thanks.html", lang, {"v": thanks_view(instrument, wave, lang)})
+
+
+def _next(page: int | str, lang: Lang, *, check: bool = False) -> RedirectResponse:
+    # A relative reference: the browser stays on this link's own URL and the token is written nowhere else.
+    location = f"?page={page}&lang={lang}" + ("&check=1" if check else "")
+    return RedirectResponse(location, status_code=303, headers=NO_INDEX)
+
+
+@dataclass
+class _Link:
+    invitation: Invitation
+    wave: Wave
+    instrument: Instrument
+
+
+def _open_link(request: Request, session: SessionDep, token: str) -> _Link | None:
+    invitation = service.find_invitation(session, token)
+    if invitation is None:
+        return None
+    wave = waves.advance(session, waves.get(session, invitation.wave_id))
+    instrument: Instrument = request.app.state.instruments[(wave.instrument, wave.version)].instrument
+    return _Link(invitation, wave, instrument)
+
+
+def _page_number(raw: str | None, pages: int) -> int | None:
+    if raw is None or not _PAGE.fullmatch(raw) or not 1 <= int(raw) <= pages:
+        return None
+    return int(raw)
+
+
+# Routes --------------------------------------------------------------------------------------------------
+
+
+@router.get("/s/{token:path}", summary="The survey form behind a link", response_class=HTMLResponse)
+def show_form(
+    token: str,
+    request: Request,
+    verdict: Gate,
+    session: SessionDep,
+    page: str | None = None,
+    lang: str | None = None,
+    check: str | None = None,
+) -> HTTPResponse:
+    """Show a page of the form, pre-filled with the stored answers. Changes nothing: scanners prefetch links."""
+    language = i18n.pick(lang, request.headers.get("accept-language"))
+    if verdict.retry_after:
+        return _too_many(request, language, verdict.retry_after)
+    link = _open_link(request, session, token)
+    if link is None:
+        return _not_found(request, language)
+    if link.wave.state != "open":
+        return _not_taking_answers(request, language, link.wave, posted=False)
+    response = service.find_response(session, token=token, secret=request.app.state.secret)
+    stored = dict(response.answers) if response is not None else {}
+    complete = response is not None and response.complete
+    pages = len(link.instrument.sections)
+    if complete and page in (None, "done"):
+        return _thanks(request, language, link.instrument, link.wave)
+    number = _page_number(page, pages) or 1
+    problems = []
+    if check == "1":
+        problems = service.missing_required(link.instrument.sections[number - 1].items, stored)
+    notice = None
+    if complete:
+        notice = i18n.WORDS[language]["already_sent"].format(closes=i18n.when(link.wave.closes_at, language))
+    return _page(request, language, link.instrument, link.wave, number, _as_values(stored), problems, notice=notice)
+
+
+@router.post("/s/{token:path}", summary="Save answers behind a link", response_class=HTMLResponse)
+def save_form(token: str, request: Request, verdict: Gate, form: Form, session: SessionDep) -> HTTPResponse:
+    """Save a page (``_page`` and ``_action`` next/back/finish) or, without ``_page``, the whole survey."""
+    language = i18n.pick(
+        form.first("_lang") or request.query_params.get("lang"), request.headers.get("accept-language")
+    )
+    if verdict.retry_after:
+        return _too_many(request, language, verdict.retry_after)
+    link = _open_link(request, session, token)
+    if link is None:
+        return _not_found(request, language)
+    if link.wave.state != "open":
+        return _not_taking_answers(request, language, link.wave, posted=True)
+    instrument, wave = link.instrument, link.wave
+    pages = len(instrument.sections)
+    raw_page = form.first("_page")
+    number = _page_number(raw_page, pages)
+    if form.trouble or (raw_page is not None and number is None):
+        stored = service.load_answers(session, token=token, secret=request.app.state.secret)
+        return _page(
+            request,
+            language,
+            instrument,
+            wave,
+            number or 1,
+            _as_values(stored),
+            status=form.trouble or 422,
+            form_error=True,
+        )
+
+    def store(answers: dict[str, Any], *, complete: bool) -> HTMLResponse | None:
+        try:
+            service.save_answers(
+                session,
+                wave=wave,
+                invitation=link.invitation,
+                token=token,
+                secret=request.app.state.secret,
+                answers=answers,
+                complete=complete,
+            )
+        except service.WaveNotOpen:  # closed between the clock and the lock
+            session.refresh(wave)
+            return _not_taking_answers(request, language, wave, posted=True)
+        return None
+
+    if number is None:  # the whole survey in one post
+        answers, problems = service.parse_answers(instrument.items, form.fields)
+        problems = problems or service.missing_required(instrument.items, answers)
+        if problems:
+            first = service.first_page_with(instrument, (p.item_id for p in problems))
+            return _page(request, language, instrument, wave, first, form.fields, problems, status=422)
+        return store(answers, complete=True) or _thanks(request, language, instrument, wave)
+
+    section = instrument.sections[number - 1]
+    answers, problems = service.parse_answers(section.items, form.fields)
+    action = form.first("_action")
+    if not problems and action != "back":
+        problems = service.missing_required(section.items, answers)
+    if problems:
+        return _page(request, language, instrument, wave, number, form.fields, problems, status=422)
+    if action == "back":
+        return store(answers, complete=False) or _next(max(1, number - 1), language)
+    if number < pages:
+        return store(answers, complete=False) or _next(number + 1, language)
+    # The last page: finish, unless an earlier page still misses a required answer.
+    stored = service.load_answers(session, token=token, secret=request.app.state.secret)
+    merged = {**stored, **answers}
+    missing = service.missing_required(instrument.items, merged)
+    if missing:
+        return store(answers, complete=False) or _next(
+            service.first_page_with(instrument, (p.item_id for p in missing)), language, check=True
+        )
+    return store(answers, complete=True) or _thanks(request, language, instrument, wave)
+
+
+def _as_values(stored: dict[str, Any]) -> dict[str, list[str]]:
+    """Stored answers in the shape of submitted fields, to pre-fill the form."""
+    values: dict[str, list[str]] = {}
+    for item_id, answer in stored.items():
+        if isinstance(answer, list):
+            values[item_id] = [str(a) for a in answer]
+        else:
+            values[item_id] = [str(answer)]
+    return values

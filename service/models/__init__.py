@@ -1,0 +1,23 @@
+"""Typed ORM models, one module per table."""
+
+from service.models.api_key import ApiKey
+from service.models.audit import AuditEntry
+from service.models.base import Base
+from service.models.instrument import PublishedInstrument
+from service.models.invitation import Invitation
+from service.models.response import Response
+from service.models.result import WaveResult
+from service.models.unit import Unit
+from service.models.wave import Wave
+
+__all__ = [
+    "ApiKey",
+    "AuditEntry",
+    "Base",
+    "Invitation",
+    "PublishedInstrument",
+    "Response",
+    "Unit",
+    "Wave",
+    "WaveResult",
+]

@@ -1,0 +1,34 @@
+"""Survey waves: one run of an instrument for a population, with a window and a minimum group size."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.models.base import Base, utcnow
+
+STATES = ("draft", "open", "closed")
+
+
+class Wave(Base):
+    __tablename__ = "waves"
+    __table_args__ = (
+        CheckConstraint("state IN ('draft', 'open', 'closed')", name="state"),
+        CheckConstraint("min_group_size >= 3", name="min_group_size"),
+        CheckConstraint("closes_at > opens_at", name="window"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    instrument: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int]
+    opens_at: Mapped[datetime]
+    closes_at: Mapped[datetime]
+    min_group_size: Mapped[int]
+    attributes: Mapped[list[str]]
+    state: Mapped[str] = mapped_column(String(8), default="draft", index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    opened_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]

@@ -1,0 +1,22 @@
+"""Every router of the service, in one place."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from service import forms
+from service.audit.endpoints import router as audit
+from service.health import router as health
+from service.instruments.endpoints import router as instruments
+from service.keys.endpoints import router as keys
+from service.units.endpoints import router as units
+from service.waves.endpoints import router as waves
+
+API = "/api/v1"
+
+
+def include_routers(app: FastAPI) -> None:
+    app.include_router(health)
+    for router in (instruments, units, waves, keys, audit):
+        app.include_router(router, prefix=API)
+    forms.install(app)

@@ -1,0 +1,1 @@
+"""Survey waves, their participants and participation."""

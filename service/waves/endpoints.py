@@ -1,0 +1,161 @@
+"""Waves: create, list, get, update, open, close; participants and their links; participation."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from service import audit
+from service.auth import HR, Reader
+from service.db import SessionDep
+from service.deps import InstrumentsDep, SettingsDep, wants_csv
+from service.errors import Unprocessable
+from service.waves import service
+from service.waves.participation import participation as participation_of
+from service.waves.schemas import Link, LinksOut, Participation, Wave, WaveCreate, WaveList, WaveUpdate
+
+router = APIRouter(tags=["waves"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {401: {}, 403: {}, 404: {}}
+
+
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(_raw_body)]
+
+
+def _out(session: SessionDep, wave: Any) -> Wave:
+    out = Wave.model_validate(wave)
+    out.invited = service.invited_count(session, wave.id)
+    return out
+
+
+@router.post("/waves", status_code=201, summary="Create a wave", responses={**ERRORS, 422: {}})
+def create_wave(
+    body: WaveCreate, key: HR, session: SessionDep, settings: SettingsDep, instruments: InstrumentsDep
+) -> Wave:
+    """A new wave in the draft state."""
+    wave = service.create(session, body, instruments, settings.min_group_size)
+    audit.record(session, key.name, "wave.created", wave.id, instrument=f"{wave.instrument}/{wave.version}")
+    return _out(session, wave)
+
+
+@router.get("/waves", summary="List waves", responses=ERRORS)
+def list_waves(_key: Reader, session: SessionDep) -> WaveList:
+    """Every wave, oldest first, with the clock applied."""
+    service.advance_all(session)
+    return WaveList(waves=[_out(session, w) for w in service.list_waves(session)])
+
+
+@router.get("/waves/{wave_id}", summary="One wave", responses=ERRORS)
+def get_wave(wave_id: int, _key: Reader, session: SessionDep) -> Wave:
+    """The wave, with the clock applied."""
+    return _out(session, service.advance(session, service.get(session, wave_id)))
+
+
+@router.patch("/waves/{wave_id}", summary="Change a wave", responses={**ERRORS, 409: {}, 422: {}})
+def update_wave(wave_id: int, body: WaveUpdate, key: HR, session: SessionDep) -> Wave:
+    """Change name or window; min_group_size and attributes only while the wave is a draft."""
+    wave = service.advance(session, service.get(session, wave_id, for_update=True))
+    service.update_wave(session, wave, body)
+    audit.record(session, key.name, "wave.updated", wave.id, fields=sorted(body.model_fields_set))
+    return _out(session, wave)
+
+
+@router.post("/waves/{wave_id}/open", summary="Open a wave now", responses={**ERRORS, 409: {}})
+def open_wave(wave_id: int, key: HR, session: SessionDep) -> Wave:
+    """draft -> open."""
+    wave = service.advance(session, service.get(session, wave_id, for_update=True))
+    service.open_wave(session, wave)
+    audit.record(session, key.name, "wave.opened", wave.id)
+    return _out(session, wave)
+
+
+@router.post("/waves/{wave_id}/close", summary="Close a wave now", responses={**ERRORS, 409: {}})
+def close_wave(wave_id: int, key: HR, session: SessionDep) -> Wave:
+    """open -> closed; the wave's result table is computed once, now."""
+    wave = service.advance(session, service.get(session, wave_id, for_update=True))
+    service.close_wave(session, wave)
+    audit.record(session, key.name, "wave.closed", wave.id)
+    return _out(session, wave)
+
+
+_PARTICIPANTS_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["participants"],
+                    "properties": {
+                        "participants": {
+                            "type": "array",
+                            "maxItems": 50000,
+                            "items": {
+                                "type": "object",
+                                "required": ["unit_key"],
+                                "properties": {
+                                    "unit_key": {"type": "string"},
+                                    "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
+                                },
+                            },
+                        }
+                    },
+                }
+            },
+            "text/csv": {"schema": {"type": "string", "description": "header: unit_key,<attribute>,..."}},
+        },
+    }
+}
+
+
+@router.post(
+    "/waves/{wave_id}/participants",
+    status_code=201,
+    summary="Add participants and get their links",
+    responses={**ERRORS, 409: {}, 413: {}, 422: {}, 201: {"content": {"text/csv": {}}}},
+    openapi_extra=_PARTICIPANTS_BODY,
+)
+def add_participants(
+    wave_id: int, key: HR, body: RawBody, request: Request, session: SessionDep, settings: SettingsDep
+) -> Any:
+    """Invite participants (JSON or CSV); each link is in this answer once and stored nowhere."""
+    wave = service.advance(session, service.get(session, wave_id, for_update=True))
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    rows = service.parse_csv(body, wave.attributes) if content_type == "text/csv" else _json_rows(body)
+    created = service.add_participants(
+        session, wave, rows, base_url=settings.base_url, max_rows=settings.max_participants
+    )
+    audit.record(session, key.name, "participants.uploaded", wave.id, count=len(created))
+    if wants_csv(request):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["unit_key", *wave.attributes, "url"])
+        for link in created:
+            writer.writerow([link["unit_key"], *(link["attributes"][a] for a in wave.attributes), link["url"]])
+        return Response(buffer.getvalue(), status_code=201, media_type="text/csv")
+    return LinksOut(wave_id=wave_id, created=len(created), links=[Link(**link) for link in created])
+
+
+def _json_rows(body: bytes) -> list[dict[str, Any]]:
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Unprocessable("the body is not valid JSON") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("participants"), list):
+        raise Unprocessable('the body must be {"participants": [...]}')
+    rows = document["participants"]
+    return [row if isinstance(row, dict) else {"unit_key": None} for row in rows]
+
+
+@router.get("/waves/{wave_id}/participation", summary="Participation per unit", responses=ERRORS)
+def get_participation(wave_id: int, _key: Reader, session: SessionDep) -> Participation:
+    """Invited, responded and rate per unit, rolled up the tree; only units with at least min_group_size invited."""
+    return participation_of(session, service.advance(session, service.get(session, wave_id)))

@@ -1,0 +1,105 @@
+"""Wave, participant and participation schemas: in and out of the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+AttributeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+AttributeValue = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+UnitKey = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+
+MAX_ATTRIBUTES = 5
+
+
+def _unique(names: list[str]) -> list[str]:
+    if len(set(names)) != len(names):
+        raise ValueError("attribute names must be unique")
+    return names
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WaveCreate(_In):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    instrument: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    version: int = Field(ge=1)
+    opens_at: AwareDatetime
+    closes_at: AwareDatetime
+    min_group_size: int | None = Field(default=None, ge=3, le=1000, description="default: PEIL_MIN_GROUP_SIZE (5)")
+    attributes: Annotated[list[AttributeName], Field(max_length=MAX_ATTRIBUTES), AfterValidator(_unique)] = []
+
+
+class WaveUpdate(_In):
+    """Changes to a wave. ``min_group_size`` and ``attributes`` are fixed once a wave has opened."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)] | None = None
+    opens_at: AwareDatetime | None = None
+    closes_at: AwareDatetime | None = None
+    min_group_size: int | None = Field(default=None, ge=3, le=1000)
+    attributes: Annotated[list[AttributeName], Field(max_length=MAX_ATTRIBUTES), AfterValidator(_unique)] | None = None
+
+
+class Wave(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    instrument: str
+    version: int
+    opens_at: datetime
+    closes_at: datetime
+    min_group_size: int
+    attributes: list[str]
+    state: Literal["draft", "open", "closed"]
+    created_at: datetime
+    opened_at: datetime | None
+    closed_at: datetime | None
+    invited: int = 0
+
+
+class WaveList(BaseModel):
+    waves: list[Wave]
+
+
+class ParticipantIn(_In):
+    unit_key: UnitKey
+    attributes: dict[AttributeName, AttributeValue] = {}
+
+
+class ParticipantsUpload(_In):
+    participants: list[ParticipantIn] = Field(max_length=50_000)
+
+
+class Link(BaseModel):
+    unit_key: str
+    attributes: dict[str, str]
+    url: str
+
+
+class LinksOut(BaseModel):
+    wave_id: int
+    created: int
+    links: list[Link]
+
+
+class ParticipationRow(BaseModel):
+    unit_key: str
+    name: str
+    parent_key: str | None
+    suppressed: bool
+    reason: str | None = None
+    invited: int | None
+    responded: int | None
+    rate: float | None
+
+
+class Participation(BaseModel):
+    wave_id: int
+    state: str
+    min_group_size: int
+    units: list[ParticipationRow]

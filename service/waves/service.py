@@ -1,0 +1,294 @@
+"""Waves: validation, the state machine draft -> open -> closed (by API or by the clock), participants."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from service import links
+from service.errors import Conflict, NotFound, Unprocessable
+from service.instruments.loader import LoadedInstrument
+from service.models import Invitation, Response, Unit, Wave
+from service.models.base import utcnow
+from service.waves.schemas import ParticipantIn, WaveCreate, WaveUpdate
+
+MAX_WINDOW = timedelta(days=366)
+MAX_VALUES_PER_ATTRIBUTE = 50
+MAX_REPORTED_ROW_ERRORS = 100
+
+Instruments = dict[tuple[str, int], LoadedInstrument]
+CloseHook = Callable[[Session, Wave], None]
+
+_close_hooks: list[CloseHook] = []
+
+
+def on_close(hook: CloseHook) -> CloseHook:
+    """Register work to run in the transaction that closes a wave (building its result table)."""
+    _close_hooks.append(hook)
+    return hook
+
+
+def get(session: Session, wave_id: int, *, for_update: bool = False) -> Wave:
+    statement = select(Wave).where(Wave.id == wave_id)
+    if for_update:
+        statement = statement.with_for_update()
+    wave = session.scalar(statement)
+    if wave is None:
+        raise NotFound(f"no wave {wave_id}")
+    return wave
+
+
+def _check_window(opens_at: datetime, closes_at: datetime) -> None:
+    if closes_at <= opens_at:
+        raise Unprocessable("closes_at must be after opens_at", details=[{"field": "closes_at", "reason": "too early"}])
+    if closes_at - opens_at > MAX_WINDOW:
+        raise Unprocessable("a wave's window is at most a year", details=[{"field": "closes_at", "reason": "too late"}])
+
+
+def create(session: Session, data: WaveCreate, instruments: Instruments, default_min_group_size: int) -> Wave:
+    if (data.instrument, data.version) not in instruments:
+        known = ", ".join(f"{slug}/{version}" for slug, version in sorted(instruments))
+        raise Unprocessable(
+            f"unknown instrument {data.instrument}/{data.version}; known: {known}",
+            details=[{"field": "instrument", "reason": "unknown instrument or version"}],
+        )
+    _check_window(data.opens_at, data.closes_at)
+    if data.closes_at <= utcnow():
+        raise Unprocessable("closes_at is in the past", details=[{"field": "closes_at", "reason": "in the past"}])
+    wave = Wave(
+        name=data.name,
+        instrument=data.instrument,
+        version=data.version,
+        opens_at=data.opens_at,
+        closes_at=data.closes_at,
+        min_group_size=data.min_group_size or default_min_group_size,
+        attributes=list(data.attributes),
+        state="draft",
+    )
+    session.add(wave)
+    session.flush()
+    return wave
+
+
+def update_wave(session: Session, wave: Wave, data: WaveUpdate) -> Wave:
+    changes = data.model_dump(exclude_unset=True)
+    if wave.state == "closed":
+        raise Conflict("a closed wave cannot change")
+    if wave.state == "open":
+        fixed = sorted({"min_group_size", "attributes", "opens_at"} & changes.keys())
+        if fixed:
+            raise Conflict(f"{', '.join(fixed)} cannot change once the wave is open: respondents were promised them")
+    if "attributes" in changes and invited_count(session, wave.id):
+        raise Conflict("attributes cannot change once participants are uploaded")
+    opens_at = changes.get("opens_at", wave.opens_at)
+    closes_at = changes.get("closes_at", wave.closes_at)
+    _check_window(opens_at, closes_at)
+    if "closes_at" in changes and closes_at <= utcnow():
+        raise Unprocessable("closes_at is in the past", details=[{"field": "closes_at", "reason": "in the past"}])
+    for name, value in changes.items():
+        if value is not None:
+            setattr(wave, name, value)
+    session.flush()
+    return wave
+
+
+def open_wave(session: Session, wave: Wave, now: datetime | None = None) -> Wave:
+    now = now or utcnow()
+    if wave.state != "draft":
+        raise Conflict(f"only a draft wave can open; this one is {wave.state}")
+    if wave.closes_at <= now:
+        raise Conflict("the wave's window has already ended; move closes_at first")
+    wave.state = "open"
+    wave.opened_at = now
+    wave.opens_at = min(wave.opens_at, now)
+    session.flush()
+    return wave
+
+
+def close_wave(session: Session, wave: Wave, now: datetime | None = None) -> Wave:
+    now = now or utcnow()
+    if wave.state != "open":
+        raise Conflict(f"only an open wave can close; this one is {wave.state}")
+    _close(session, wave, now)
+    return wave
+
+
+def _close(session: Session, wave: Wave, now: datetime) -> bool:
+    """Close ``wave`` unless another worker got there first; the winner runs the close hooks."""
+    result = session.execute(
+        update(Wave)
+        .where(Wave.id == wave.id, Wave.state != "closed")
+        .values(state="closed", closed_at=now, closes_at=min(wave.closes_at, now))
+    )
+    session.refresh(wave)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    for hook in _close_hooks:
+        hook(session, wave)
+    return True
+
+
+def advance(session: Session, wave: Wave, now: datetime | None = None) -> Wave:
+    """Apply the clock: a draft whose window has begun opens; a wave whose window has ended closes."""
+    now = now or utcnow()
+    if wave.state == "draft" and wave.opens_at <= now < wave.closes_at:
+        session.execute(
+            update(Wave).where(Wave.id == wave.id, Wave.state == "draft").values(state="open", opened_at=now)
+        )
+        session.refresh(wave)
+    if wave.state != "closed" and wave.closes_at <= now:
+        _close(session, wave, now)
+    return wave
+
+
+def advance_all(session: Session, now: datetime | None = None) -> int:
+    """Apply the clock to every wave it concerns (the scheduler's tick); returns how many changed."""
+    now = now or utcnow()
+    due = session.scalars(
+        select(Wave).where(
+            ((Wave.state == "draft") & (Wave.opens_at <= now)) | ((Wave.state != "closed") & (Wave.closes_at <= now))
+        )
+    ).all()
+    for wave in due:
+        advance(session, wave, now)
+    return len(due)
+
+
+def invited_count(session: Session, wave_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(Invitation).where(Invitation.wave_id == wave_id)) or 0
+
+
+def list_waves(session: Session) -> list[Wave]:
+    return list(session.scalars(select(Wave).order_by(Wave.id)))
+
+
+# Participants -------------------------------------------------------------------------------------------
+
+
+def parse_csv(body: bytes, attributes: Iterable[str]) -> list[dict[str, Any]]:
+    """Rows of a CSV upload with a header ``unit_key,<attribute>,...`` as participant dicts."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise Unprocessable("the CSV is not UTF-8") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    if "unit_key" not in header:
+        raise Unprocessable("the CSV needs a header row with a unit_key column")
+    unexpected = [h for h in header if h != "unit_key" and h not in set(attributes)]
+    if unexpected:
+        raise Unprocessable(f"unknown CSV columns: {', '.join(unexpected[:10])}")
+    rows: list[dict[str, Any]] = []
+    try:
+        for row in reader:
+            if None in row:
+                raise Unprocessable(f"row {len(rows) + 1}: more fields than the header has")
+            rows.append(
+                {"unit_key": row.get("unit_key") or "", "attributes": {k: v for k, v in row.items() if k != "unit_key"}}
+            )
+    except csv.Error as exc:
+        raise Unprocessable(f"the CSV cannot be read: {exc}") from exc
+    return rows
+
+
+def add_participants(
+    session: Session, wave: Wave, raw_rows: list[dict[str, Any]], *, base_url: str, max_rows: int
+) -> list[dict[str, Any]]:
+    """Validate every row, then create one invitation per row; returns each row's link (the only copy)."""
+    if wave.state == "closed":
+        raise Conflict("participants cannot join a closed wave")
+    if len(raw_rows) > max_rows:
+        raise Unprocessable(f"at most {max_rows} participants in one upload; got {len(raw_rows)}")
+    if not raw_rows:
+        raise Unprocessable("no participants given")
+    unit_ids = dict(session.execute(select(Unit.key, Unit.id)).all())
+    expected = set(wave.attributes)
+    errors: list[dict[str, Any]] = []
+    rows: list[ParticipantIn] = []
+    for number, raw in enumerate(raw_rows, start=1):
+        try:
+            row = ParticipantIn.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            errors.append({"row": number, "field": field, "reason": first["msg"]})
+            continue
+        if row.unit_key not in unit_ids:
+            errors.append({"row": number, "field": "unit_key", "reason": f"unknown unit {row.unit_key!r}"})
+        missing = sorted(expected - row.attributes.keys())
+        unknown = sorted(row.attributes.keys() - expected)
+        if missing:
+            errors.append({"row": number, "field": "attributes", "reason": f"missing {', '.join(missing)}"})
+        if unknown:
+            errors.append(
+                {"row": number, "field": "attributes", "reason": f"not an attribute of this wave: {', '.join(unknown)}"}
+            )
+        rows.append(row)
+    if not errors:
+        errors.extend(_too_many_values(session, wave, rows))
+    if errors:
+        shown = errors[:MAX_REPORTED_ROW_ERRORS]
+        summary = "; ".join(f"row {e['row']}: {e['reason']}" if "row" in e else e["reason"] for e in shown[:5])
+        raise Unprocessable(f"{len(errors)} problem(s), nothing was stored: {summary}", details=shown)
+
+    tokens = [links.new_token() for _ in rows]
+    session.execute(
+        insert(Invitation),
+        [
+            {
+                "wave_id": wave.id,
+                "unit_id": unit_ids[row.unit_key],
+                "attributes": row.attributes,
+                "token_hash": links.token_hash(token),
+            }
+            for row, token in zip(rows, tokens, strict=True)
+        ],
+    )
+    base = base_url.rstrip("/")
+    return [
+        {"unit_key": row.unit_key, "attributes": row.attributes, "url": f"{base}/s/{token}"}
+        for row, token in zip(rows, tokens, strict=True)
+    ]
+
+
+def _too_many_values(session: Session, wave: Wave, rows: list[ParticipantIn]) -> list[dict[str, Any]]:
+    """Cuts are published per attribute value: refuse attributes with so many values they identify people."""
+    values: dict[str, set[str]] = {name: set() for name in wave.attributes}
+    for (attrs,) in session.execute(select(Invitation.attributes).where(Invitation.wave_id == wave.id)):
+        for name, value in attrs.items():
+            values.setdefault(name, set()).add(value)
+    for row in rows:
+        for name, value in row.attributes.items():
+            values[name].add(value)
+    return [
+        {
+            "field": f"attributes.{name}",
+            "reason": f"{name} has {len(vals)} distinct values; at most {MAX_VALUES_PER_ATTRIBUTE}",
+        }
+        for name, vals in values.items()
+        if len(vals) > MAX_VALUES_PER_ATTRIBUTE
+    ]
+
+
+def counts_per_unit(session: Session, wave_id: int) -> tuple[dict[int, int], dict[int, int]]:
+    """Invitations and complete responses per unit (direct members only)."""
+    invited = dict(
+        session.execute(
+            select(Invitation.unit_id, func.count()).where(Invitation.wave_id == wave_id).group_by(Invitation.unit_id)
+        ).all()
+    )
+    responded = dict(
+        session.execute(
+            select(Response.unit_id, func.count())
+            .where(Response.wave_id == wave_id, Response.complete.is_(True))
+            .group_by(Response.unit_id)
+        ).all()
+    )
+    return invited, responded

@@ -1,0 +1,171 @@
+"""Waves: validation, the state machine by API and by the clock, participants and their links, participation."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from service import links
+from service.db import transaction
+from service.models import Invitation, Wave
+from service.waves import service as waves
+from tests.factories import create_wave, invite, make_key, open_wave, put_tree, wave_body
+
+
+@pytest.fixture
+def hr(client: TestClient, app) -> dict[str, str]:
+    headers = make_key(app, "hr")
+    put_tree(client, headers)
+    return headers
+
+
+def test_create_list_get(client: TestClient, hr) -> None:
+    wave = create_wave(client, hr)
+    assert wave["state"] == "draft" and wave["min_group_size"] == 5 and wave["invited"] == 0
+    assert client.get("/api/v1/waves", headers=hr).json()["waves"][0]["id"] == wave["id"]
+    assert client.get(f"/api/v1/waves/{wave['id']}", headers=hr).json()["name"] == "Autumn 2026"
+    assert client.get("/api/v1/waves/424242", headers=hr).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"instrument": "nope"}, "instrument"),
+        ({"version": 99}, "instrument"),
+        ({"min_group_size": 2}, "min_group_size"),
+        ({"attributes": ["Bad Name"]}, "attributes"),
+        ({"attributes": ["a", "a"]}, "attributes"),
+        ({"opens_at": "2026-12-10T00:00:00Z", "closes_at": "2026-12-01T00:00:00Z"}, "closes_at"),
+        ({"opens_at": "2020-01-01T00:00:00Z", "closes_at": "2020-02-01T00:00:00Z"}, "closes_at"),
+        ({"opens_at": "2026-12-01T00:00:00"}, "opens_at"),  # no time zone
+        ({"name": ""}, "name"),
+    ],
+)
+def test_invalid_waves_are_refused(client: TestClient, hr, overrides, field) -> None:
+    response = client.post("/api/v1/waves", json=wave_body(**overrides), headers=hr)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert field in error["message"] or any(field in d.get("field", "") for d in error.get("details", []))
+    assert client.get("/api/v1/waves", headers=hr).json()["waves"] == []
+
+
+def test_state_machine_by_api(client: TestClient, hr) -> None:
+    wave = create_wave(client, hr)
+    wid = wave["id"]
+    assert client.post(f"/api/v1/waves/{wid}/close", headers=hr).status_code == 409  # draft cannot close
+    assert client.patch(f"/api/v1/waves/{wid}", json={"min_group_size": 7}, headers=hr).json()["min_group_size"] == 7
+    opened = client.post(f"/api/v1/waves/{wid}/open", headers=hr)
+    assert opened.status_code == 200 and opened.json()["state"] == "open"
+    assert client.post(f"/api/v1/waves/{wid}/open", headers=hr).status_code == 409
+    fixed = client.patch(f"/api/v1/waves/{wid}", json={"min_group_size": 3}, headers=hr)
+    assert fixed.status_code == 409 and "min_group_size" in fixed.json()["error"]["message"]
+    closed = client.post(f"/api/v1/waves/{wid}/close", headers=hr)
+    assert closed.status_code == 200 and closed.json()["state"] == "closed"
+    assert (
+        client.post(
+            f"/api/v1/waves/{wid}/participants", json={"participants": [{"unit_key": "team1"}]}, headers=hr
+        ).status_code
+        == 409
+    )
+
+
+def test_state_machine_by_clock(client: TestClient, hr, app) -> None:
+    wave = create_wave(client, hr)
+    with transaction(app.state.sessionmaker) as session:
+        row = session.get(Wave, wave["id"])
+        assert row is not None
+        waves.advance(session, row, now=row.opens_at + timedelta(minutes=1))
+        assert row.state == "open"
+        assert waves.advance_all(session, now=row.closes_at + timedelta(seconds=1)) == 1
+        assert row.state == "closed"
+    assert client.get(f"/api/v1/waves/{wave['id']}", headers=hr).json()["state"] == "closed"
+
+
+def test_participants_json_and_links(client: TestClient, hr, app) -> None:
+    wave = create_wave(client, hr)
+    tokens = invite(client, hr, wave["id"], per_team=3, teams=["team1", "team2"])
+    assert len(tokens) == 6 and len(set(tokens)) == 6
+    assert all(links.plausible(t) for t in tokens)  # 43 url-safe characters: 256 bits
+    with app.state.sessionmaker() as session:
+        stored = set(session.scalars(select(Invitation.token_hash)))
+    assert stored == {links.token_hash(t) for t in tokens}  # only the hash is kept
+    assert client.get(f"/api/v1/waves/{wave['id']}", headers=hr).json()["invited"] == 6
+
+
+def test_participants_csv_in_and_out(client: TestClient, hr) -> None:
+    wave = create_wave(client, hr)
+    body = "unit_key,tenure_band,location\nteam1,<1,A\nteam2,3+,B\n"
+    response = client.post(
+        f"/api/v1/waves/{wave['id']}/participants",
+        content=body.encode(),
+        headers={**hr, "content-type": "text/csv", "accept": "text/csv"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [r["unit_key"] for r in rows] == ["team1", "team2"]
+    assert rows[1]["tenure_band"] == "3+" and rows[0]["url"].startswith("http://testserver/s/")
+
+
+def test_a_bad_row_refuses_the_whole_upload(client: TestClient, hr, app) -> None:
+    wave = create_wave(client, hr)
+    rows = [
+        {"unit_key": "team1", "attributes": {"tenure_band": "<1", "location": "A"}},
+        {"unit_key": "nowhere", "attributes": {"tenure_band": "<1", "location": "A"}},
+        {"unit_key": "team1", "attributes": {"tenure_band": "<1"}},
+        {"unit_key": "team1", "attributes": {"tenure_band": "<1", "location": "A", "salary": "high"}},
+        {"unit_key": "team1", "attributes": {"tenure_band": "", "location": "A"}},
+        "not an object",
+    ]
+    response = client.post(f"/api/v1/waves/{wave['id']}/participants", json={"participants": rows}, headers=hr)
+    assert response.status_code == 422
+    details = response.json()["error"]["details"]
+    assert {d["row"] for d in details} == {2, 3, 4, 5, 6}
+    assert any("nowhere" in d["reason"] for d in details)
+    assert any("salary" in d["reason"] for d in details)
+    with app.state.sessionmaker() as session:
+        assert session.scalar(select(func.count()).select_from(Invitation)) == 0
+
+
+def test_upload_limits(client: TestClient, hr, app) -> None:
+    wave = create_wave(client, hr)
+    app.state.settings.max_participants, old = 3, app.state.settings.max_participants
+    try:
+        rows = [{"unit_key": "team1", "attributes": {"tenure_band": "<1", "location": "A"}}] * 4
+        response = client.post(f"/api/v1/waves/{wave['id']}/participants", json={"participants": rows}, headers=hr)
+        assert response.status_code == 422 and "at most 3" in response.json()["error"]["message"]
+    finally:
+        app.state.settings.max_participants = old
+    huge = b'{"participants": [' + b'{"unit_key": "team1"},' * 1_000_000 + b"{}]}"
+    response = client.post(
+        f"/api/v1/waves/{wave['id']}/participants", content=huge, headers={**hr, "content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_participation_rolls_up_and_hides_small_units(client: TestClient, hr) -> None:
+    wave = create_wave(client, hr)
+    invite(client, hr, wave["id"], per_team=6, teams=["team1", "team2", "team3"])
+    invite(client, hr, wave["id"], per_team=2, teams=["team4"])
+    open_wave(client, hr, wave["id"])
+    body = client.get(f"/api/v1/waves/{wave['id']}/participation", headers=make_key(client.app, "dashboard")).json()
+    rows = {r["unit_key"]: r for r in body["units"]}
+    assert rows["team1"]["invited"] == 6 and rows["team1"]["responded"] == 0 and rows["team1"]["rate"] == 0
+    assert rows["dep1"]["invited"] == 12
+    assert rows["org"]["invited"] == 20
+    assert rows["team4"]["suppressed"] is True and rows["team4"]["invited"] is None
+
+
+def test_window_end_in_the_past_cannot_open(client: TestClient, hr, app) -> None:
+    wave = create_wave(client, hr)
+    with transaction(app.state.sessionmaker) as session:
+        row = session.get(Wave, wave["id"])
+        assert row is not None
+        with pytest.raises(Exception, match="already ended"):
+            waves.open_wave(session, row, now=datetime.now(UTC) + timedelta(days=30))

@@ -1,0 +1,86 @@
+"""Typed factories for keys, units, waves and participants, over the HTTP API (as HR would)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from service.db import transaction
+from service.keys import repository
+
+
+def make_key(app: FastAPI, role: str, name: str | None = None) -> dict[str, str]:
+    """Authorization headers for a new key of ``role``."""
+    with transaction(app.state.sessionmaker) as session:
+        _row, key = repository.create(session, role=role, name=name or f"{role}-test")
+    return {"Authorization": f"Bearer {key}"}
+
+
+def small_tree() -> list[dict[str, Any]]:
+    """org -> two divisions -> departments -> teams (7 teams)."""
+    units = [{"key": "org", "name": "Organisation", "parent_key": None}]
+    units += [{"key": f"div{d}", "name": f"Division {d}", "parent_key": "org"} for d in (1, 2)]
+    units += [
+        {"key": "dep1", "name": "Department 1", "parent_key": "div1"},
+        {"key": "dep2", "name": "Department 2", "parent_key": "div1"},
+        {"key": "dep3", "name": "Department 3", "parent_key": "div2"},
+    ]
+    teams = {
+        "team1": "dep1",
+        "team2": "dep1",
+        "team3": "dep2",
+        "team4": "dep2",
+        "team5": "dep3",
+        "team6": "dep3",
+        "team7": "dep3",
+    }
+    units += [{"key": k, "name": k.title(), "parent_key": p} for k, p in teams.items()]
+    return units
+
+
+def put_tree(client: TestClient, hr: dict[str, str], units: list[dict[str, Any]] | None = None) -> None:
+    response = client.put("/api/v1/units", json={"units": units or small_tree()}, headers=hr)
+    assert response.status_code == 200, response.text
+
+
+def wave_body(**overrides: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    body: dict[str, Any] = {
+        "name": "Autumn 2026",
+        "instrument": "career-safety",
+        "version": 1,
+        "opens_at": (now + timedelta(days=1)).isoformat(),
+        "closes_at": (now + timedelta(days=15)).isoformat(),
+        "attributes": ["tenure_band", "location"],
+    }
+    body.update(overrides)
+    return body
+
+
+def create_wave(client: TestClient, hr: dict[str, str], **overrides: Any) -> dict[str, Any]:
+    response = client.post("/api/v1/waves", json=wave_body(**overrides), headers=hr)
+    assert response.status_code == 201, response.text
+    wave: dict[str, Any] = response.json()
+    return wave
+
+
+def invite(
+    client: TestClient, hr: dict[str, str], wave_id: int, per_team: int = 6, teams: list[str] | None = None
+) -> list[str]:
+    """Invite ``per_team`` people into each team; returns their link tokens."""
+    rows = [
+        {"unit_key": team, "attributes": {"tenure_band": ["<1", "1-3", "3+"][i % 3], "location": ["A", "B"][i % 2]}}
+        for team in (teams or [f"team{t}" for t in range(1, 8)])
+        for i in range(per_team)
+    ]
+    response = client.post(f"/api/v1/waves/{wave_id}/participants", json={"participants": rows}, headers=hr)
+    assert response.status_code == 201, response.text
+    return [link["url"].rsplit("/s/", 1)[1] for link in response.json()["links"]]
+
+
+def open_wave(client: TestClient, hr: dict[str, str], wave_id: int) -> None:
+    response = client.post(f"/api/v1/waves/{wave_id}/open", headers=hr)
+    assert response.status_code == 200, response.text

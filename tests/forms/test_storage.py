@@ -1,0 +1,154 @@
+"""Storage behind the form: one response per link, under concurrency, and nothing that ties it to an invitation."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, inspect, text
+
+from service import links
+from service.db import transaction
+from service.forms import service
+from service.models import Wave
+from tests.conftest import TEST_SECRET
+from tests.forms.answers import all_answers, answers_for, as_fields
+from tests.forms.conftest import Survey, responses
+
+
+def _dump(engine: Engine, table: str) -> list[dict]:
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(text(f"SELECT * FROM {table}"))]
+
+
+def test_save_and_load(app: FastAPI, survey: Survey, engine: Engine) -> None:
+    token = survey.tokens[0]
+    secret = app.state.secret
+    with transaction(app.state.sessionmaker) as session:
+        wave = session.get(Wave, survey.wave_id)
+        invitation = service.find_invitation(session, token)
+        assert wave is not None and invitation is not None
+        first = service.save_answers(
+            session,
+            wave=wave,
+            invitation=invitation,
+            token=token,
+            secret=secret,
+            answers={"a": 1, "b": "x"},
+            complete=True,
+        )
+        assert isinstance(first.answered_on, date)
+        again = service.save_answers(
+            session,
+            wave=wave,
+            invitation=invitation,
+            token=token,
+            secret=secret,
+            answers={"a": None, "c": [1]},
+            complete=False,
+        )
+        assert again.id == first.id
+    with transaction(app.state.sessionmaker) as session:
+        assert service.load_answers(session, token=token, secret=secret) == {"b": "x", "c": [1]}
+        assert service.load_answers(session, token=survey.tokens[1], secret=secret) == {}
+    [stored] = responses(engine)
+    assert stored.complete is True  # complete stays complete
+    assert stored.token_mac == links.token_mac(secret, token)
+
+
+def test_save_refuses_a_closed_wave(app: FastAPI, form_client: TestClient, survey: Survey, engine: Engine) -> None:
+    assert form_client.post(f"/api/v1/waves/{survey.wave_id}/close", headers=survey.hr).status_code == 200
+    with pytest.raises(service.WaveNotOpen), transaction(app.state.sessionmaker) as session:
+        wave = session.get(Wave, survey.wave_id)
+        invitation = service.find_invitation(session, survey.tokens[0])
+        assert wave is not None and invitation is not None
+        service.save_answers(
+            session,
+            wave=wave,
+            invitation=invitation,
+            token=survey.tokens[0],
+            secret=app.state.secret,
+            answers={"a": 1},
+            complete=True,
+        )
+    assert responses(engine) == []
+
+
+def test_submitting_never_touches_invitations(form_client: TestClient, survey: Survey, engine: Engine) -> None:
+    before = _dump(engine, "invitations")
+    form_client.post(survey.url(), data=as_fields(all_answers(survey.instrument)))
+    form_client.post(survey.url(), data=as_fields(answers_for(survey.instrument.sections[0].items, 2), page=1))
+    assert _dump(engine, "invitations") == before
+
+
+@pytest.mark.parametrize("mode", ["whole", "pages"])
+def test_concurrent_submissions_of_one_token_store_one_response(
+    form_client: TestClient, survey: Survey, engine: Engine, mode: str
+) -> None:
+    instrument = survey.instrument
+
+    def submit(n: int) -> int:
+        if mode == "whole":
+            data = as_fields(all_answers(instrument, variant=n))
+        else:
+            page = 1 + n % len(instrument.sections)
+            data = as_fields(answers_for(instrument.sections[page - 1].items, n), page=page, action="back")
+        return form_client.post(survey.url(), data=data, follow_redirects=False).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(submit, range(20)))
+    assert set(statuses) <= {200, 303}, statuses
+    stored = responses(engine)
+    assert len(stored) == 1
+    assert stored[0].complete is (mode == "whole")
+    if mode == "whole":
+        assert stored[0].answers in [all_answers(instrument, variant=n) for n in range(20)]
+
+
+def test_a_database_dump_cannot_pair_responses_with_invitations(
+    app: FastAPI, form_client: TestClient, survey: Survey, engine: Engine
+) -> None:
+    for n, token in enumerate(survey.tokens):
+        response = form_client.post(f"/s/{token}", data=as_fields(all_answers(survey.instrument, variant=n)))
+        assert response.status_code == 200
+    invitations = _dump(engine, "invitations")
+    rows = _dump(engine, "responses")
+    assert len(rows) == len(invitations) == len(survey.tokens)
+
+    # The columns: nothing naming an invitation, a participant, a token hash or a time.
+    columns = {c["name"] for c in inspect(engine).get_columns("responses")}
+    assert columns == {"id", "wave_id", "unit_id", "attributes", "token_mac", "answers", "complete", "answered_on"}
+    foreign = {fk["referred_table"] for fk in inspect(engine).get_foreign_keys("responses")}
+    assert foreign == {"waves", "units"}
+
+    invitation_values = {str(v) for row in invitations for k, v in row.items() if k in ("id", "token_hash")}
+    for row in rows:
+        assert re.fullmatch(r"[0-9a-f]{32}", row["id"])  # random, not a sequence
+        assert row["id"] not in invitation_values and row["token_mac"] not in invitation_values
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(row["answered_on"]))  # a date, no time
+    assert len({row["id"] for row in rows}) == len(rows)
+
+    # token_mac is a keyed function of the token: from the stored token hashes, with no secret or the wrong
+    # one, nothing matches. Only the secret and the token itself (which nobody stores) give it.
+    macs = {row["token_mac"] for row in rows}
+    for inv in invitations:
+        th = inv["token_hash"]
+        for guess in (
+            hashlib.sha256(th.encode()).hexdigest(),
+            hmac.new(b"", th.encode(), hashlib.sha256).hexdigest(),
+            hmac.new(b"", b"response:" + th.encode(), hashlib.sha256).hexdigest(),
+            hmac.new(b"x" * 48, b"response:" + th.encode(), hashlib.sha256).hexdigest(),
+        ):
+            assert guess not in macs
+    assert {links.token_mac(b"another secret" * 4, t) for t in survey.tokens}.isdisjoint(macs)
+    assert {links.token_mac(TEST_SECRET.encode(), t) for t in survey.tokens} == macs  # what the secret adds
+
+    # What responses share with invitations is only what results are cut by (wave, unit, attributes).
+    inv_columns = {c["name"] for c in inspect(engine).get_columns("invitations")}
+    assert columns & inv_columns == {"id", "wave_id", "unit_id", "attributes"}
