@@ -30,10 +30,14 @@ class ItemSpec:
 
 @dataclass(frozen=True)
 class BarrierRule:
-    """Flag a unit when the share of respondents choosing an option of a ``multi`` item reaches ``share``."""
+    """Flag a unit when the share of respondents choosing an option of a ``multi`` item reaches ``share``.
+
+    ``ignore`` lists options that are not barriers (e.g. "none"): they never fire the rule.
+    """
 
     item: str
     share: float
+    ignore: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,43 @@
+"""Peil's pure scoring engine: numpy arrays and frozen dataclasses in, one published result table per wave out.
+
+It imports nothing from ``service``: no HTTP, no database. ``build_table(data, previous)`` is the one entry point
+the service calls when a wave closes; the API and the export read the ``ResultTable`` it returns (stored as JSON).
+"""
+
+from scoring.tables import (
+    AttributeInfo,
+    CellArrays,
+    Change,
+    CommentCell,
+    CommentGroup,
+    ConstructCell,
+    ConstructInfo,
+    EnpsCell,
+    Flag,
+    ItemCell,
+    ItemInfo,
+    ParticipationCell,
+    Reliability,
+    ResultCell,
+    ResultTable,
+    UnitInfo,
+)
+
+__all__ = [
+    "AttributeInfo",
+    "CellArrays",
+    "Change",
+    "CommentCell",
+    "CommentGroup",
+    "ConstructCell",
+    "ConstructInfo",
+    "EnpsCell",
+    "Flag",
+    "ItemCell",
+    "ItemInfo",
+    "ParticipationCell",
+    "Reliability",
+    "ResultCell",
+    "ResultTable",
+    "UnitInfo",
+]

@@ -1,0 +1,519 @@
+"""The published result table of a closed wave: frozen dataclasses and their JSON form.
+
+A ``ResultTable`` is computed once per closed wave by ``scoring.build_table`` and is the only source the API,
+the dashboards and the export read. ``to_dict`` gives plain JSON (the service stores it gzipped);
+``from_dict(to_dict(t)) == t`` and ``from_dict(d).to_dict() == d`` hold exactly.
+
+JSON (``ResultTable.to_dict()``); every float is a JSON number or ``null`` (never NaN)::
+
+    {
+      "wave_id": 12, "instrument": "career-safety", "version": 1, "min_group_size": 5,
+      "previous_wave_id": 9 | null,                    # the wave changes are measured against
+      "units": [{"key": "org", "parent": null}, {"key": "sales", "parent": "org"}, ...],   # parents first
+      "attributes": [{"name": "tenure_band", "values": ["<1", "1-3", ...]}, ...],
+      "constructs": [{"id": "psych_safety", "scale": "likert7", "min": 1, "max": 7,
+                      "favourable_min": 5.0, "items": ["ps_mistakes", ...]}, ...],
+      "items": [{"id": "ps_mistakes", "type": "likert7", "construct": "psych_safety",
+                 "points": ["1", ..., "7"]},                         # labels of ``counts``, in order:
+                {"id": "career_direction", "type": "single", "construct": null,
+                 "points": ["lateral", "up", ...]}, ...],            # scale points, or option ids
+      "cells": [                                 # one per (unit, cut): unit-major, then the columns
+        {"unit": "sales", "attribute": null, "value": null,          # the unit rolled up
+         "n": 41, "suppressed": false, "reason": null,
+         "constructs": [{"construct": "psych_safety", "n": 40, "mean": 5.1, "sd": 0.9,
+                         "ci_low": 4.8, "ci_high": 5.4,              # t-interval, 95 %
+                         "favourable": 0.6, "favourable_low": 0.45, "favourable_high": 0.74,  # Wilson
+                         "index": 68.3}, ...],                       # 100 (mean - min) / (max - min)
+         "items": [{"item": "ps_mistakes", "n": 41, "counts": [2, 5, 9, 10, 8, 5, 2], "mean": 3.9},
+                   {"item": "career_direction", "n": 39, "counts": [10, 20, 9], "mean": null}, ...],
+         "enps": {"n": 40, "score": 12.5, "ci_low": -10.2, "ci_high": 35.2,
+                  "promoters": 15, "passives": 15, "detractors": 10} | null},
+        {"unit": "sales", "attribute": "tenure_band", "value": "<1",  # the unit cut by one attribute value
+         "n": null, "suppressed": true, "reason": "primary",         # hidden: no numbers at all
+         "constructs": [], "items": [], "enps": null}, ...],
+      "reliability": [{"unit": "org", "construct": "psych_safety", "suppressed": false, "n": 950, "items": 7,
+                       "alpha": 0.83, "ci_low": 0.81, "ci_high": 0.85, "method": "listwise",
+                       "rwg": 0.74, "icc1": 0.08, "teams": 120}, ...],  # per root unit (organisation)
+      "changes": [{"unit": "sales", "construct": "psych_safety", "suppressed": false, "reason": null,
+                   "test": "welch", "n": 40, "mean": 5.1, "previous_n": 38, "previous_mean": 5.4,
+                   "difference": -0.3, "statistic": -1.5, "df": 75.2, "p": 0.13, "p_adjusted": 0.4,
+                   "significant": false}, ...],
+      "flags": [{"unit": "team-7", "construct": "psych_safety", "rule": "below", "severity": "high",
+                 "evidence": {"mean": 3.6, "threshold": 4.0, ...}, "message_nl": "...", "message_en": "..."}],
+      "comments": [{"unit": "sales", "suppressed": false, "reason": null,
+                    "items": [{"item": "grow_text", "texts": ["...", "..."]}]}, ...],  # shuffled, no metadata
+      "participation": [{"unit": "sales", "suppressed": false, "reason": null,
+                         "invited": 60, "responded": 41, "rate": 0.683}, ...]
+    }
+
+Rules the JSON keeps:
+
+- Every cell exists. A hidden cell says ``"suppressed": true`` and why (``reason``: ``"primary"``: a statistic
+  rests on 1 to k-1 respondents; ``"complementary"``: hidden so that a small cell can't be recovered by
+  subtraction; ``"range"``: hidden so that the scale's bounds can't pin a hidden mean; ``"empty"``: nobody);
+  it carries no numbers: ``n`` and ``enps`` are null, ``constructs`` and ``items`` are empty lists.
+- In a published cell a construct or item nobody answered has ``n: 0`` and null statistics; ``sd`` and the
+  intervals are null below n = 2. ``counts`` are whole numbers; ``mean`` of a ``single``/``multi`` item is null.
+  For a ``multi`` item ``n`` is the number who answered the item and ``counts`` how many chose each option.
+- A change is published only when the unit's cell is published in both waves' tables.
+- ``cells`` are ordered by unit (the order of ``units``), then column: the total, then each attribute's values
+  in the order of ``attributes``. ``ResultTable.cell(unit, attribute, value)`` looks one up.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, overload
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "AttributeInfo",
+    "CellArrays",
+    "Change",
+    "CommentCell",
+    "CommentGroup",
+    "ConstructCell",
+    "ConstructInfo",
+    "EnpsCell",
+    "Flag",
+    "ItemCell",
+    "ItemInfo",
+    "ParticipationCell",
+    "Reliability",
+    "ResultCell",
+    "ResultTable",
+    "UnitInfo",
+]
+
+Evidence = Mapping[str, float | int | str | None]
+
+
+def _num(x: float) -> float | None:
+    """A float for JSON: NaN (undefined) becomes None."""
+    return None if math.isnan(x) else float(x)
+
+
+@dataclass(frozen=True)
+class UnitInfo:
+    key: str
+    parent: str | None
+
+
+@dataclass(frozen=True)
+class AttributeInfo:
+    name: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConstructInfo:
+    id: str
+    scale: str
+    min: int
+    max: int
+    favourable_min: float
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ItemInfo:
+    """An item with a distribution; ``points`` label the entries of ``ItemCell.counts``."""
+
+    id: str
+    type: str
+    construct: str | None
+    points: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConstructCell:
+    construct: str
+    n: int
+    mean: float | None
+    sd: float | None
+    ci_low: float | None
+    ci_high: float | None
+    favourable: float | None
+    favourable_low: float | None
+    favourable_high: float | None
+    index: float | None
+
+
+@dataclass(frozen=True)
+class ItemCell:
+    item: str
+    n: int
+    counts: tuple[int, ...]
+    mean: float | None
+
+
+@dataclass(frozen=True)
+class EnpsCell:
+    n: int
+    score: float | None
+    ci_low: float | None
+    ci_high: float | None
+    promoters: int
+    passives: int
+    detractors: int
+
+
+@dataclass(frozen=True)
+class ResultCell:
+    """One unit rolled up (``attribute is None``) or one unit x one attribute value."""
+
+    unit: str
+    attribute: str | None
+    value: str | None
+    n: int | None
+    suppressed: bool
+    reason: str | None
+    constructs: tuple[ConstructCell, ...] = ()
+    items: tuple[ItemCell, ...] = ()
+    enps: EnpsCell | None = None
+
+    def construct(self, construct_id: str) -> ConstructCell | None:
+        """The construct's figures in this cell; None when hidden or unknown."""
+        return next((c for c in self.constructs if c.construct == construct_id), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "unit": self.unit,
+            "attribute": self.attribute,
+            "value": self.value,
+            "n": self.n,
+            "suppressed": self.suppressed,
+            "reason": self.reason,
+            "constructs": [c.__dict__.copy() for c in self.constructs],
+            "items": [{"item": i.item, "n": i.n, "counts": list(i.counts), "mean": i.mean} for i in self.items],
+            "enps": None if self.enps is None else self.enps.__dict__.copy(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ResultCell:
+        return cls(
+            unit=d["unit"],
+            attribute=d["attribute"],
+            value=d["value"],
+            n=d["n"],
+            suppressed=d["suppressed"],
+            reason=d["reason"],
+            constructs=tuple(ConstructCell(**c) for c in d["constructs"]),
+            items=tuple(
+                ItemCell(item=i["item"], n=i["n"], counts=tuple(i["counts"]), mean=i["mean"]) for i in d["items"]
+            ),
+            enps=None if d["enps"] is None else EnpsCell(**d["enps"]),
+        )
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """Internal consistency of a construct over a whole organisation (one root unit of the tree).
+
+    ``alpha`` is Cronbach's alpha with its Feldt 95 % interval (``method`` says how gaps were handled);
+    ``rwg`` is the mean rwg(J) within-team agreement over ``teams`` teams (units with direct respondents),
+    ``icc1`` the ICC(1) between teams. Hidden (all null) when the root's own cell is hidden.
+    """
+
+    unit: str
+    construct: str
+    suppressed: bool
+    n: int | None
+    items: int
+    alpha: float | None
+    ci_low: float | None
+    ci_high: float | None
+    method: str
+    rwg: float | None
+    icc1: float | None
+    teams: int | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """A unit's construct against the previous wave. ``test``: ``"welch"`` (t on respondent scores, ``df``
+    Welch-Satterthwaite) or ``"enps"`` (z on the eNPS difference, variance V1/n1 + V2/n2, ``df`` null).
+    ``p_adjusted``: Benjamini-Hochberg over all published changes of the construct."""
+
+    unit: str
+    construct: str
+    suppressed: bool
+    reason: str | None
+    test: str
+    n: int | None = None
+    mean: float | None = None
+    previous_n: int | None = None
+    previous_mean: float | None = None
+    difference: float | None = None
+    statistic: float | None = None
+    df: float | None = None
+    p: float | None = None
+    p_adjusted: float | None = None
+    significant: bool | None = None
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A unit that needs attention: which rule fired (``below``, ``below_org``, ``decline``, ``barrier``,
+    ``participation``), how strongly (``high``/``medium``) and the numbers that made it fire."""
+
+    unit: str
+    construct: str | None
+    rule: str
+    severity: str
+    evidence: Evidence
+    message_nl: str
+    message_en: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.__dict__.copy()
+        d["evidence"] = dict(self.evidence)
+        return d
+
+
+@dataclass(frozen=True)
+class CommentGroup:
+    item: str
+    texts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CommentCell:
+    """Free texts of a unit's whole subtree, shuffled, without metadata; only for groups of >= 2k writers."""
+
+    unit: str
+    suppressed: bool
+    reason: str | None
+    items: tuple[CommentGroup, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParticipationCell:
+    """Invitations and complete responses in a unit's subtree; hidden like any other cell."""
+
+    unit: str
+    suppressed: bool
+    reason: str | None
+    invited: int | None = None
+    responded: int | None = None
+    rate: float | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class CellArrays:
+    """All cells of a table as arrays, as ``build_table`` computes them; cells are materialised on demand.
+
+    Shapes: U units, W columns (total + every attribute value), C constructs, I items with distributions,
+    T = total number of distribution points over those items. Values of hidden cells are already blanked
+    (NaN / 0) and are never read: a hidden cell materialises without numbers.
+    """
+
+    units: tuple[str, ...]
+    columns: tuple[tuple[str | None, str | None], ...]
+    constructs: tuple[str, ...]
+    items: tuple[str, ...]
+    item_offsets: npt.NDArray[np.int64]  # (I + 1,): item i's counts are counts[..., off[i]:off[i+1]]
+    item_scaled: npt.NDArray[np.bool_]  # (I,): has a mean
+    n: npt.NDArray[np.int64]  # (U, W)
+    hidden: npt.NDArray[np.bool_]  # (U, W)
+    reason: npt.NDArray[np.int64]  # (U, W) index into reason_names; published cells: -1
+    reason_names: tuple[str, ...]
+    construct_n: npt.NDArray[np.int64]  # (U, W, C)
+    construct_stats: npt.NDArray[np.float64]  # (U, W, C, 8): mean sd ci_low ci_high fav fav_low fav_high index
+    item_n: npt.NDArray[np.int64]  # (U, W, I)
+    item_mean: npt.NDArray[np.float64]  # (U, W, I)
+    counts: npt.NDArray[np.int64]  # (U, W, T)
+    enps: npt.NDArray[np.float64] | None  # (U, W, 7): n score ci_low ci_high promoters passives detractors
+
+    def cell(self, u: int, w: int) -> ResultCell:
+        unit = self.units[u]
+        attribute, value = self.columns[w]
+        if self.hidden[u, w]:
+            return ResultCell(unit, attribute, value, None, True, self.reason_names[int(self.reason[u, w])])
+        stats = self.construct_stats[u, w].tolist()
+        cn = self.construct_n[u, w].tolist()
+        constructs = tuple(
+            ConstructCell(c, cn[j], *(None if (cn[j] == 0 or math.isnan(x)) else x for x in stats[j]))
+            for j, c in enumerate(self.constructs)
+        )
+        counts = self.counts[u, w].tolist()
+        off = self.item_offsets.tolist()
+        i_n = self.item_n[u, w].tolist()
+        i_mean = self.item_mean[u, w].tolist()
+        items = tuple(
+            ItemCell(
+                item,
+                i_n[i],
+                tuple(counts[off[i] : off[i + 1]]),
+                None if i_n[i] == 0 or math.isnan(i_mean[i]) else i_mean[i],
+            )
+            for i, item in enumerate(self.items)
+        )
+        enps = None
+        if self.enps is not None:
+            e = self.enps[u, w].tolist()
+            n = int(e[0])
+            score, low, high = (None if n == 0 or math.isnan(x) else float(x) for x in e[1:4])
+            enps = EnpsCell(n, score, low, high, int(e[4]), int(e[5]), int(e[6]))
+        return ResultCell(unit, attribute, value, int(self.n[u, w]), False, None, constructs, items, enps)
+
+
+class LazyCells(Sequence[ResultCell]):
+    """The cells of a freshly built table: a sequence that materialises ``ResultCell`` objects when read, so
+    that building a table of 10,000 units x 19 columns costs arrays, not millions of Python objects."""
+
+    def __init__(self, arrays: CellArrays) -> None:
+        self.arrays = arrays
+        self._width = len(arrays.columns)
+
+    def __len__(self) -> int:
+        return len(self.arrays.units) * self._width
+
+    @overload
+    def __getitem__(self, index: int) -> ResultCell: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[ResultCell]: ...
+    def __getitem__(self, index: int | slice) -> ResultCell | Sequence[ResultCell]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self.arrays.cell(index // self._width, index % self._width)
+
+    def __iter__(self) -> Iterator[ResultCell]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LazyCells({len(self.arrays.units)} units x {self._width} columns)"
+
+
+@dataclass(frozen=True)
+class ResultTable:
+    """Everything published about one closed wave. See the module docstring for the JSON form."""
+
+    wave_id: int
+    instrument: str
+    version: int
+    min_group_size: int
+    previous_wave_id: int | None
+    units: tuple[UnitInfo, ...]
+    attributes: tuple[AttributeInfo, ...]
+    constructs: tuple[ConstructInfo, ...]
+    items: tuple[ItemInfo, ...]
+    cells: Sequence[ResultCell]
+    reliability: tuple[Reliability, ...] = ()
+    changes: tuple[Change, ...] = ()
+    flags: tuple[Flag, ...] = ()
+    comments: tuple[CommentCell, ...] = ()
+    participation: tuple[ParticipationCell, ...] = ()
+
+    @cached_property
+    def _unit_index(self) -> dict[str, int]:
+        return {u.key: i for i, u in enumerate(self.units)}
+
+    @cached_property
+    def _column_index(self) -> dict[tuple[str | None, str | None], int]:
+        columns: list[tuple[str | None, str | None]] = [(None, None)]
+        columns += [(a.name, v) for a in self.attributes for v in a.values]
+        return {c: i for i, c in enumerate(columns)}
+
+    @property
+    def width(self) -> int:
+        """Columns per unit: the total and every attribute value."""
+        return len(self._column_index)
+
+    def cell(self, unit_key: str, attribute: str | None = None, value: str | None = None) -> ResultCell:
+        """The cell of a unit (rolled up), or of the unit cut by ``attribute == value``; KeyError if unknown."""
+        u = self._unit_index[unit_key]
+        w = self._column_index[(attribute, value)]
+        return self.cells[u * self.width + w]
+
+    def cuts(self, unit_key: str, attribute: str) -> tuple[ResultCell, ...]:
+        """The unit's cells for each value of one attribute (a ``by=`` query)."""
+        values = next(a.values for a in self.attributes if a.name == attribute)
+        return tuple(self.cell(unit_key, attribute, v) for v in values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "wave_id": self.wave_id,
+            "instrument": self.instrument,
+            "version": self.version,
+            "min_group_size": self.min_group_size,
+            "previous_wave_id": self.previous_wave_id,
+            "units": [{"key": u.key, "parent": u.parent} for u in self.units],
+            "attributes": [{"name": a.name, "values": list(a.values)} for a in self.attributes],
+            "constructs": [
+                {
+                    "id": c.id,
+                    "scale": c.scale,
+                    "min": c.min,
+                    "max": c.max,
+                    "favourable_min": c.favourable_min,
+                    "items": list(c.items),
+                }
+                for c in self.constructs
+            ],
+            "items": [
+                {"id": i.id, "type": i.type, "construct": i.construct, "points": list(i.points)} for i in self.items
+            ],
+            "cells": [c.to_dict() for c in self.cells],
+            "reliability": [r.__dict__.copy() for r in self.reliability],
+            "changes": [c.__dict__.copy() for c in self.changes],
+            "flags": [f.to_dict() for f in self.flags],
+            "comments": [
+                {
+                    "unit": c.unit,
+                    "suppressed": c.suppressed,
+                    "reason": c.reason,
+                    "items": [{"item": g.item, "texts": list(g.texts)} for g in c.items],
+                }
+                for c in self.comments
+            ],
+            "participation": [p.__dict__.copy() for p in self.participation],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ResultTable:
+        return cls(
+            wave_id=d["wave_id"],
+            instrument=d["instrument"],
+            version=d["version"],
+            min_group_size=d["min_group_size"],
+            previous_wave_id=d["previous_wave_id"],
+            units=tuple(UnitInfo(u["key"], u["parent"]) for u in d["units"]),
+            attributes=tuple(AttributeInfo(a["name"], tuple(a["values"])) for a in d["attributes"]),
+            constructs=tuple(
+                ConstructInfo(c["id"], c["scale"], c["min"], c["max"], c["favourable_min"], tuple(c["items"]))
+                for c in d["constructs"]
+            ),
+            items=tuple(ItemInfo(i["id"], i["type"], i["construct"], tuple(i["points"])) for i in d["items"]),
+            cells=tuple(ResultCell.from_dict(c) for c in d["cells"]),
+            reliability=tuple(Reliability(**r) for r in d["reliability"]),
+            changes=tuple(Change(**c) for c in d["changes"]),
+            flags=tuple(Flag(**{**f, "evidence": dict(f["evidence"])}) for f in d["flags"]),
+            comments=tuple(
+                CommentCell(
+                    c["unit"],
+                    c["suppressed"],
+                    c["reason"],
+                    tuple(CommentGroup(g["item"], tuple(g["texts"])) for g in c["items"]),
+                )
+                for c in d["comments"]
+            ),
+            participation=tuple(ParticipationCell(**p) for p in d["participation"]),
+        )
