@@ -186,7 +186,7 @@ def stored(engine: Engine, wave_id: int) -> dict[str, Response]:
 
 
 def engine_for(url: str) -> Engine:
-    return create_engine(url)
+    return create_engine(url, pool_pre_ping=True)
 
 
 def form(answers: dict[str, Any]) -> dict[str, Any]:
