@@ -1,4 +1,4 @@
-"""The `peil` command: serve, db upgrade, instruments check, keys, demo."""
+"""The `peil` command: serve, db upgrade, instruments check, keys, purge, demo."""
 
 from __future__ import annotations
 
@@ -149,6 +149,32 @@ def serve(
         log_config=log_config(),
         server_header=False,
     )
+
+
+@app.command()
+def purge(
+    older_than: Annotated[int, typer.Option("--older-than", min=0, help="days since the wave closed")],
+    dry_run: Annotated[bool, typer.Option(help="only count what would be deleted")] = False,
+) -> None:
+    """Delete the answers of waves closed more than DAYS ago; their stored results and exports stay."""
+    from datetime import timedelta
+
+    from service.db import make_engine, make_sessionmaker, transaction
+    from service.waves.purge import purge as purge_waves
+
+    engine = make_engine(get_settings().database_url)
+    with transaction(make_sessionmaker(engine)) as session:
+        done = purge_waves(session, timedelta(days=older_than), actor="peil purge", dry_run=dry_run)
+    engine.dispose()
+    verb = "would delete" if dry_run else "deleted"
+    for wave in done:
+        if wave.skipped:
+            typer.echo(f"wave {wave.wave_id} ({wave.name}): kept, {wave.skipped}", err=True)
+        else:
+            closed = f"{wave.closed_at:%Y-%m-%d}"
+            typer.echo(f"wave {wave.wave_id} ({wave.name}), closed {closed}: {verb} {wave.responses} responses")
+    if not any(not w.skipped for w in done):
+        typer.echo(f"nothing to purge: no answers of waves closed more than {older_than} days ago")
 
 
 @app.command()
