@@ -79,6 +79,7 @@ def upgrade() -> None:
         sa.Column("closes_at", service.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("min_group_size", sa.Integer(), nullable=False),
         sa.Column("attributes", sa.JSON(), nullable=False),
+        sa.Column("attribute_values", sa.JSON(), nullable=False),
         sa.Column("state", sa.String(length=8), nullable=False),
         sa.Column("created_at", service.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("opened_at", service.models.base.UTCDateTime(timezone=True), nullable=True),
@@ -96,7 +97,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("wave_id", sa.Integer(), nullable=False),
         sa.Column("unit_id", sa.Integer(), nullable=False),
-        sa.Column("attributes", sa.JSON(), nullable=False),
+        sa.Column("sealed_attributes", sa.LargeBinary(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(
             ["unit_id"], ["units.id"], name=op.f("fk_invitations_unit_id_units"), ondelete="RESTRICT"

@@ -182,7 +182,7 @@ def save_answers(
         "id": random_id(),
         "wave_id": locked.id,
         "unit_id": invitation.unit_id,
-        "attributes": dict(invitation.attributes),
+        "attributes": links.unseal(token, invitation.sealed_attributes),
         "token_mac": mac,
         "answers": {},
         "complete": False,

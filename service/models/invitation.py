@@ -1,10 +1,8 @@
-"""Invitations: a participant of a wave, their unit and attributes, and the SHA-256 of their link token."""
+"""Invitations: a participant of a wave, their unit, their attributes sealed under their token, and its SHA-256."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.models.base import Base
@@ -16,5 +14,5 @@ class Invitation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     wave_id: Mapped[int] = mapped_column(ForeignKey("waves.id", ondelete="CASCADE"), index=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"), index=True)
-    attributes: Mapped[dict[str, Any]]
+    sealed_attributes: Mapped[bytes] = mapped_column(LargeBinary)  # links.seal(token, attributes)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)

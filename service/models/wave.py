@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -28,6 +29,8 @@ class Wave(Base):
     closes_at: Mapped[datetime]
     min_group_size: Mapped[int]
     attributes: Mapped[list[str]]
+    # The values seen per attribute over all uploads (not per person: invitations keep theirs sealed).
+    attribute_values: Mapped[dict[str, Any]] = mapped_column(default=dict)
     state: Mapped[str] = mapped_column(String(8), default="draft", index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     opened_at: Mapped[datetime | None]

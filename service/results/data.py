@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from scoring.spec import Attribute, InstrumentSpec, OrgTree, WaveData
@@ -20,19 +20,17 @@ def org_tree(tree: Tree) -> OrgTree:
 def load_wave_data(session: Session, wave: Wave, spec: InstrumentSpec, tree: Tree) -> WaveData:
     """Every complete response of ``wave`` and its invitations per unit, as arrays over ``tree``."""
     position = {unit_id: i for i, unit_id in enumerate(tree.ids)}
-    invited_rows = session.execute(
-        select(Invitation.unit_id, Invitation.attributes).where(Invitation.wave_id == wave.id)
-    ).all()
-    # Attribute values in sorted order: responses copy their invitation's values, so these cover both.
+    # Attribute values in sorted order, as recorded per wave at upload (invitations keep theirs sealed under the
+    # token, so invitations are counted per unit only).
     values = {
-        name: {v: k for k, v in enumerate(sorted({str(a[name]) for _, a in invited_rows}))} for name in wave.attributes
+        name: {v: k for k, v in enumerate(sorted(map(str, wave.attribute_values.get(name, ()))))}
+        for name in wave.attributes
     }
     invited = np.zeros(len(tree.keys), dtype=np.int64)
-    invited_attributes = {name: np.zeros((len(tree.keys), len(values[name])), dtype=np.int64) for name in values}
-    for unit_id, attributes in invited_rows:
-        invited[position[unit_id]] += 1
-        for name in wave.attributes:
-            invited_attributes[name][position[unit_id], values[name][str(attributes[name])]] += 1
+    for unit_id, count in session.execute(
+        select(Invitation.unit_id, func.count()).where(Invitation.wave_id == wave.id).group_by(Invitation.unit_id)
+    ):
+        invited[position[unit_id]] = count
 
     rows = session.execute(
         select(Response.unit_id, Response.attributes, Response.answers)
@@ -82,7 +80,7 @@ def load_wave_data(session: Session, wave: Wave, spec: InstrumentSpec, tree: Tre
         multi_answered=multi_answered,
         comments={item_id: tuple(pairs) for item_id, pairs in comments.items()},
         invited=invited,
-        invited_attributes=invited_attributes,
+        invited_attributes={},  # not knowable: invitations' attributes are sealed under their tokens
     )
 
 

@@ -70,6 +70,7 @@ def create(session: Session, data: WaveCreate, instruments: Instruments, default
         closes_at=data.closes_at,
         min_group_size=data.min_group_size or default_min_group_size,
         attributes=list(data.attributes),
+        attribute_values={},
         state="draft",
     )
     session.add(wave)
@@ -231,8 +232,9 @@ def add_participants(
                 {"row": number, "field": "attributes", "reason": f"not an attribute of this wave: {', '.join(unknown)}"}
             )
         rows.append(row)
+    values = _values_with(wave, rows)
     if not errors:
-        errors.extend(_too_many_values(session, wave, rows))
+        errors.extend(_too_many_values(values))
     if errors:
         shown = errors[:MAX_REPORTED_ROW_ERRORS]
         summary = "; ".join(f"row {e['row']}: {e['reason']}" if "row" in e else e["reason"] for e in shown[:5])
@@ -245,12 +247,13 @@ def add_participants(
             {
                 "wave_id": wave.id,
                 "unit_id": unit_ids[row.unit_key],
-                "attributes": row.attributes,
+                "sealed_attributes": links.seal(token, row.attributes),
                 "token_hash": links.token_hash(token),
             }
             for row, token in zip(rows, tokens, strict=True)
         ],
     )
+    wave.attribute_values = values
     base = base_url.rstrip("/")
     return [
         {"unit_key": row.unit_key, "attributes": row.attributes, "url": f"{base}/s/{token}"}
@@ -258,15 +261,18 @@ def add_participants(
     ]
 
 
-def _too_many_values(session: Session, wave: Wave, rows: list[ParticipantIn]) -> list[dict[str, Any]]:
-    """Cuts are published per attribute value: refuse attributes with so many values they identify people."""
-    values: dict[str, set[str]] = {name: set() for name in wave.attributes}
-    for (attrs,) in session.execute(select(Invitation.attributes).where(Invitation.wave_id == wave.id)):
-        for name, value in attrs.items():
-            values.setdefault(name, set()).add(value)
+def _values_with(wave: Wave, rows: list[ParticipantIn]) -> dict[str, list[str]]:
+    """The wave's attribute values with those of ``rows`` added, sorted (kept per wave, not per person)."""
+    values: dict[str, set[str]] = {name: set(wave.attribute_values.get(name, ())) for name in wave.attributes}
     for row in rows:
         for name, value in row.attributes.items():
-            values[name].add(value)
+            if name in values:
+                values[name].add(value)
+    return {name: sorted(found) for name, found in values.items()}
+
+
+def _too_many_values(values: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Cuts are published per attribute value: refuse attributes with so many values they identify people."""
     return [
         {
             "field": f"attributes.{name}",

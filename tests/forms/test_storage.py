@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
+from cryptography.exceptions import InvalidTag
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, inspect, text
@@ -20,6 +22,11 @@ from service.models import Wave
 from tests.conftest import TEST_SECRET
 from tests.forms.answers import all_answers, answers_for, as_fields
 from tests.forms.conftest import Survey, responses
+
+
+def _attributes(row: dict) -> dict[str, str]:
+    value = row["attributes"]
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _dump(engine: Engine, table: str) -> list[dict]:
@@ -149,6 +156,19 @@ def test_a_database_dump_cannot_pair_responses_with_invitations(
     assert {links.token_mac(b"another secret" * 4, t) for t in survey.tokens}.isdisjoint(macs)
     assert {links.token_mac(TEST_SECRET.encode(), t) for t in survey.tokens} == macs  # what the secret adds
 
-    # What responses share with invitations is only what results are cut by (wave, unit, attributes).
+    # What responses share with invitations is only the wave and the unit: the invitation's attributes are sealed
+    # under the token, all of one length, so a response can't be paired with the one invitation of its unit that
+    # has the same attribute values.
     inv_columns = {c["name"] for c in inspect(engine).get_columns("invitations")}
-    assert columns & inv_columns == {"id", "wave_id", "unit_id", "attributes"}
+    assert columns & inv_columns == {"id", "wave_id", "unit_id"}
+    sealed = {inv["token_hash"]: bytes(inv["sealed_attributes"]) for inv in invitations}
+    assert len({len(blob) for blob in sealed.values()}) == 1  # one length: the size says nothing either
+    stored = {row["token_mac"]: _attributes(row) for row in rows}
+    # (values of 3+ bytes: a 1-byte value turns up in random bytes by chance)
+    values = {value for attributes in stored.values() for value in attributes.values() if len(value) >= 3}
+    assert values and not any(value.encode() in blob for value in values for blob in sealed.values())
+    first, second = survey.tokens[:2]
+    opened = links.unseal(first, sealed[links.token_hash(first)])
+    assert opened == stored[links.token_mac(TEST_SECRET.encode(), first)]
+    with pytest.raises(InvalidTag):  # another token opens nothing
+        links.unseal(second, sealed[links.token_hash(first)])
