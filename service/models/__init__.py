@@ -3,6 +3,7 @@
 from service.models.api_key import ApiKey
 from service.models.audit import AuditEntry
 from service.models.base import Base
+from service.models.export import ExportLock, ExportRun
 from service.models.instrument import PublishedInstrument
 from service.models.invitation import Invitation
 from service.models.response import Response
@@ -14,6 +15,8 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "Base",
+    "ExportLock",
+    "ExportRun",
     "Invitation",
     "PublishedInstrument",
     "Response",

@@ -1,0 +1,158 @@
+"""The Parquet target: ``<root>/<table>/wave=<id>/part-0.parquet`` and ``<root>/manifest.json``.
+
+Writing is two-phase so that readers never see a half-written export. Phase one writes every new file under a
+hidden temporary name next to its final place (``.part-0.parquet.tmp``: DuckDB's and pyarrow's globs skip it);
+a crash here leaves the previous export untouched. Phase two renames each file into place (an atomic replace
+per file) and then the manifest, last. Files are deterministic (fixed row order, fixed schema, no time in
+the metadata), so re-exporting unchanged results rewrites nothing: a file whose checksum is unchanged is
+left as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from service.exports.schema import SCHEMA_VERSION, TABLES
+
+MANIFEST = "manifest.json"
+PART = "part-0.parquet"
+TMP_SUFFIX = ".tmp"
+
+
+def write_parquet(table: pa.Table) -> bytes:
+    """A table as Parquet bytes: the same bytes for the same rows, every time."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="snappy", write_statistics=True)
+    return sink.getvalue().to_pybytes()
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class FileTarget:
+    root: Path
+    _staged: list[tuple[Path, Path]] = field(default_factory=list)
+    _entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _removed: set[int] = field(default_factory=set)
+
+    @property
+    def display(self) -> str:
+        return f"file://{self.root}"
+
+    def relative(self, table: str, wave_id: int) -> str:
+        return f"{table}/wave={wave_id}/{PART}"
+
+    def read_manifest(self) -> dict[str, Any] | None:
+        try:
+            manifest: dict[str, Any] = json.loads((self.root / MANIFEST).read_text())
+        except (OSError, ValueError):
+            return None
+        return manifest
+
+    def begin(self) -> None:
+        """Start a run: forget nothing, but sweep temporary files a crashed run left behind."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob(f"*/wave=*/.*{TMP_SUFFIX}"):
+            stale.unlink(missing_ok=True)
+        (self.root / f".{MANIFEST}{TMP_SUFFIX}").unlink(missing_ok=True)
+        manifest = self.read_manifest() or {}
+        self._entries = {f["path"]: f for f in manifest.get("files", [])}
+        self._staged, self._removed = [], set()
+
+    def write_wave(self, wave_id: int, tables: Mapping[str, pa.Table]) -> None:
+        """Phase one for one wave: every table to a temporary file (unless the final file has these bytes)."""
+        for name in TABLES:
+            relative = self.relative(name, wave_id)
+            data = write_parquet(tables[name])
+            digest = hashlib.sha256(data).hexdigest()
+            final = self.root / relative
+            entry = {
+                "path": relative,
+                "table": name,
+                "wave_id": wave_id,
+                "rows": tables[name].num_rows,
+                "bytes": len(data),
+                "sha256": digest,
+            }
+            if self._entries.get(relative) == entry and _sha256(final) == digest:
+                continue
+            final.parent.mkdir(parents=True, exist_ok=True)
+            temporary = final.with_name(f".{PART}{TMP_SUFFIX}")
+            _fsync_write(temporary, data)
+            self._staged.append((temporary, final))
+            self._entries[relative] = entry
+
+    def remove_wave(self, wave_id: int) -> None:
+        """A wave whose results are gone: its partitions go in phase two."""
+        self._removed.add(wave_id)
+        self._entries = {p: e for p, e in self._entries.items() if e["wave_id"] != wave_id}
+
+    def manifest(self, exported: Mapping[str, str]) -> dict[str, Any]:
+        files = sorted(self._entries.values(), key=lambda e: (TABLES.index(e["table"]), e["wave_id"]))
+        rows = {name: sum(e["rows"] for e in files if e["table"] == name) for name in TABLES}
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "format": "parquet",
+            "partitioning": "hive: <table>/wave=<wave_id>/part-0.parquet",
+            "tables": {name: {"rows": rows[name], "key": None} for name in TABLES},
+            "waves": dict(sorted(exported.items(), key=lambda kv: int(kv[0]))),
+            "files": files,
+        }
+
+    def commit(self, exported: Mapping[str, str], keys: Mapping[str, tuple[str, ...]]) -> str:
+        """Phase two: rename the staged files into place, drop removed waves, then the manifest. Its SHA-256."""
+        for temporary, final in self._staged:
+            os.replace(temporary, final)
+        for directory in {final.parent for _, final in self._staged}:
+            _fsync_dir(directory)
+        for wave_id in sorted(self._removed):
+            for name in TABLES:
+                shutil.rmtree(self.root / name / f"wave={wave_id}", ignore_errors=True)
+        manifest = self.manifest(exported)
+        for name in TABLES:
+            manifest["tables"][name]["key"] = list(keys[name])
+        data = (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode()
+        path = self.root / MANIFEST
+        if not path.exists() or path.read_bytes() != data:
+            temporary = self.root / f".{MANIFEST}{TMP_SUFFIX}"
+            _fsync_write(temporary, data)
+            os.replace(temporary, path)
+            _fsync_dir(self.root)
+        self._staged = []
+        return hashlib.sha256(data).hexdigest()
+
+    def abort(self) -> None:
+        """A failed run: drop its temporary files; the export stays as the last good run left it."""
+        for temporary, _final in self._staged:
+            temporary.unlink(missing_ok=True)
+        self._staged = []

@@ -1,0 +1,231 @@
+"""Run an export: claim the lock, decide which waves, read their stored tables, write the target, record the run.
+
+Incremental by default: a wave is exported when its ``wave_results.built_at`` differs from what the last
+successful run to the same target wrote (closed since, or rebuilt). ``full`` re-exports every wave; ``waves``
+exports exactly those. A failed run is recorded with its error and leaves the target as the last good run
+left it; since the state only moves on success, the next run redoes what the failed one did not finish.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.audit import record
+from service.config import Settings
+from service.db import transaction
+from service.exports import lock
+from service.exports.files import FileTarget
+from service.exports.rows import WaveInfo, check_safe, wave_tables
+from service.exports.schema import KEYS, TABLES
+from service.exports.sql import SqlTarget, split_url
+from service.models import ExportRun, PublishedInstrument, Unit, Wave, WaveResult
+from service.models.base import utcnow
+
+log = logging.getLogger("peil")
+
+Target = FileTarget | SqlTarget
+Progress = Callable[[int, int, str], None]
+MAX_ERROR = 2000
+
+
+class ExportBusy(RuntimeError):
+    """Another run holds the lock (or this scheduled slot has already run)."""
+
+
+class LockLost(RuntimeError):
+    """The run's claim lapsed and another run took it; this one stops without committing."""
+
+
+def open_target(settings: Settings) -> Target:
+    """The target named by ``PEIL_EXPORT_TARGET``: ``file://PATH`` (default ``data_dir/export``) or a SQL URL."""
+    raw = settings.export_target or f"file://{(settings.data_dir / 'export').resolve()}"
+    if raw.startswith("file://"):
+        return FileTarget(Path(raw.removeprefix("file://")))
+    url, schema = split_url(raw)
+    if schema is None and make_url(url) == make_url(settings.database_url):
+        raise ValueError("PEIL_EXPORT_TARGET is the service's own database: give it a ?schema= or another database")
+    return SqlTarget(url, schema)
+
+
+@dataclass(frozen=True)
+class Plan:
+    waves: list[int]  # to write, in id order
+    removed: list[int]  # exported before, results gone since
+    exported: dict[str, str]  # the target's state before the run: wave id -> built_at
+
+
+def _stored(session: Session) -> dict[str, str]:
+    rows = session.execute(
+        select(WaveResult.wave_id, WaveResult.built_at)
+        .join(Wave, Wave.id == WaveResult.wave_id)
+        # Only closed waves have published results; a reopened wave is not exported.
+        .where(Wave.state == "closed")
+    ).all()
+    return {str(wave_id): built_at.isoformat() for wave_id, built_at in rows}
+
+
+def last_success(session: Session, target: str) -> ExportRun | None:
+    return session.scalar(
+        select(ExportRun)
+        .where(ExportRun.target == target, ExportRun.status == "succeeded")
+        .order_by(ExportRun.id.desc())
+        .limit(1)
+    )
+
+
+def plan(session: Session, target: str, *, full: bool = False, waves: Sequence[int] | None = None) -> Plan:
+    """Which waves this run writes and which it removes."""
+    stored = _stored(session)
+    previous = last_success(session, target)
+    exported = dict(previous.exported) if previous is not None else {}
+    if waves:
+        missing = [w for w in waves if str(w) not in stored]
+        if missing:
+            raise ValueError(f"no stored results for wave(s) {', '.join(map(str, missing))}")
+        return Plan(sorted(set(waves)), [], exported)
+    pending = [w for w, built in stored.items() if full or exported.get(w) != built]
+    removed = [w for w in exported if w not in stored]
+    return Plan(sorted(map(int, pending)), sorted(map(int, removed)), exported)
+
+
+def load_wave(session: Session, wave_id: int) -> tuple[dict[str, pa.Table], int, str]:
+    """The wave's exported tables (checked), its minimum group size and the ``built_at`` they come from."""
+    from service.results.service import stored_table
+
+    wave, table = stored_table(session, wave_id)
+    built_at = session.scalar(select(WaveResult.built_at).where(WaveResult.wave_id == wave_id))
+    assert built_at is not None
+    names = {key: name for key, name in session.execute(select(Unit.key, Unit.name))}
+    sha = session.scalar(
+        select(PublishedInstrument.sha256).where(
+            PublishedInstrument.slug == wave.instrument, PublishedInstrument.version == wave.version
+        )
+    )
+    info = WaveInfo(
+        name=wave.name,
+        opens_at=wave.opens_at,
+        closes_at=wave.closes_at,
+        closed_at=wave.closed_at,
+        attributes=tuple(wave.attributes),
+        built_at=built_at,
+        unit_names=names,
+        instrument_sha256=sha,
+    )
+    tables = wave_tables(table, info)
+    check_safe(tables, table.min_group_size)
+    return tables, table.min_group_size, built_at.isoformat()
+
+
+def _error_text(exc: BaseException, target: Target) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(target, SqlTarget):
+        password = make_url(target.url).password
+        if password:
+            text = text.replace(str(password), "***")
+    return text[:MAX_ERROR]
+
+
+def _start(factory: sessionmaker[Session], owner: str, target: Target, trigger: str, full: bool) -> int:
+    with transaction(factory) as session:
+        # We hold the lock, so any run still marked running has died without a word (SIGKILL, a lost host).
+        session.execute(
+            update(ExportRun)
+            .where(ExportRun.status == "running")
+            .values(status="failed", finished_at=utcnow(), error="interrupted: the run stopped before finishing")
+        )
+        run = ExportRun(status="running", trigger=trigger, full=full, target=target.display, started_at=utcnow())
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    lock.attach(factory, owner, run_id)
+    return run_id
+
+
+def run_export(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    trigger: str,
+    actor: str,
+    full: bool = False,
+    waves: Sequence[int] | None = None,
+    slot: datetime | None = None,
+    progress: Progress | None = None,
+    lock_ttl: timedelta = lock.DEFAULT_TTL,
+    target: Target | None = None,
+) -> ExportRun:
+    """One export run; raises ``ExportBusy`` when another holds the lock. Returns the run as recorded.
+
+    A run that fails is recorded as failed (its error in ``error``) and returned, not raised.
+    """
+    target = target or open_target(settings)
+    owner = lock.new_owner()
+    if not lock.acquire(factory, owner, lock_ttl, slot=slot):
+        raise ExportBusy("an export is running, or this scheduled export has already run")
+    try:
+        run_id = _start(factory, owner, target, trigger, full)
+        try:
+            with factory() as session:
+                todo = plan(session, target.display, full=full, waves=waves)
+            rows = dict.fromkeys(TABLES, 0)
+            exported = {w: b for w, b in todo.exported.items() if int(w) not in todo.removed}
+            total = len(todo.waves)
+            target.begin()
+            for done, wave_id in enumerate(todo.waves):
+                if progress is not None:
+                    progress(done, total, f"wave {wave_id}")
+                with factory() as session:
+                    tables, _k, built_at = load_wave(session, wave_id)
+                target.write_wave(wave_id, tables)
+                for name in TABLES:
+                    rows[name] += tables[name].num_rows
+                exported[str(wave_id)] = built_at
+                if not lock.heartbeat(factory, owner, lock_ttl):
+                    raise LockLost("the export lock lapsed and another run took it")
+            for wave_id in todo.removed:
+                target.remove_wave(wave_id)
+            if not lock.heartbeat(factory, owner, lock_ttl):
+                raise LockLost("the export lock lapsed and another run took it")
+            checksum = target.commit(exported, KEYS)
+            if progress is not None:
+                progress(total, total, "done")
+        except Exception as exc:
+            log.exception("export run %d failed", run_id)
+            target.abort()
+            error = _error_text(exc, target)
+            with transaction(factory) as session:
+                run = session.get_one(ExportRun, run_id)
+                run.status, run.finished_at, run.error = "failed", utcnow(), error
+            return run
+        with transaction(factory) as session:
+            run = session.get_one(ExportRun, run_id)
+            run.status, run.finished_at = "succeeded", utcnow()
+            run.waves, run.rows, run.exported, run.checksum = todo.waves, rows, exported, checksum
+            record(
+                session,
+                actor,
+                "exported",
+                run_id=run_id,
+                waves=todo.waves,
+                removed=todo.removed,
+                target=target.display,
+                full=full,
+                rows=sum(rows.values()),
+            )
+        log.info("export run %d: %d wave(s) to %s", run_id, len(todo.waves), target.display)
+        return run
+    finally:
+        lock.release(factory, owner)
+
+
+def list_runs(session: Session, limit: int = 100) -> list[ExportRun]:
+    return list(session.scalars(select(ExportRun).order_by(ExportRun.id.desc()).limit(limit)))
