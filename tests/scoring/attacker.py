@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.sparse import block_diag, csr_matrix
 
 
 @dataclass(frozen=True)
@@ -138,19 +139,30 @@ def attack(
         if hit is not None:
             found.append(Attack("small", f"atoms {[atoms[i] for i in hit]}: {wn[hit].sum():.0f} determined"))
 
-    # 3. ranges of hidden means
+    # 3. ranges of hidden means: min and max of every hidden sum, each in its own copy of the polytope,
+    #    stacked into one block-diagonal linear programme (copies share nothing, so each is optimal on its own)
     if values is not None and bounds is not None and hid:
         lo, hi = bounds
         s0 = np.array(atom_s)
-        box = list(zip((wn * lo).tolist(), (wn * hi).tolist(), strict=True))
-        b_eq = p @ s0 if len(p) else None
-        a_eq = p if len(p) else None
+        objectives = []
         for u, j in hid:
-            h = cell[u, j]
-            r1 = linprog(h, A_eq=a_eq, b_eq=b_eq, bounds=box, method="highs")
-            r2 = linprog(-h, A_eq=a_eq, b_eq=b_eq, bounds=box, method="highs")
-            assert r1.status == 0 and r2.status == 0, "the actual answers are feasible"
-            span = (-r2.fun - r1.fun) / n_cell[u, j]
+            objectives += [cell[u, j], -cell[u, j]]
+        copies = len(objectives)
+        box = np.tile(np.column_stack([wn * lo, wn * hi]), (copies, 1))
+        if len(p):
+            res = linprog(
+                np.concatenate(objectives),
+                A_eq=block_diag([csr_matrix(p)] * copies, format="csr"),
+                b_eq=np.tile(p @ s0, copies),
+                bounds=box,
+                method="highs",
+            )
+        else:
+            res = linprog(np.concatenate(objectives), bounds=box, method="highs")
+        assert res.status == 0, "the actual answers are feasible, so the programme is"
+        x = res.x.reshape(copies, m)
+        for i, (u, j) in enumerate(hid):
+            span = (cell[u, j] @ x[2 * i + 1] - cell[u, j] @ x[2 * i]) / n_cell[u, j]
             if span < (hi - lo) / 4 - 1e-7:
                 found.append(Attack("range", f"hidden cell ({u}, {j}): mean range {span:.4g} < {(hi - lo) / 4:.4g}"))
     return found
