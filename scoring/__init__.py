@@ -4,6 +4,8 @@ It imports nothing from ``service``: no HTTP, no database. ``build_table(data, p
 the service calls when a wave closes; the API and the export read the ``ResultTable`` it returns (stored as JSON).
 """
 
+from scoring.build import build_table, guard_statistics, participation_cells, suppress_cells
+from scoring.cells import CellStatistics, cell_statistics
 from scoring.tables import (
     AttributeInfo,
     CellArrays,
@@ -26,6 +28,7 @@ from scoring.tables import (
 __all__ = [
     "AttributeInfo",
     "CellArrays",
+    "CellStatistics",
     "Change",
     "CommentCell",
     "CommentGroup",
@@ -40,4 +43,9 @@ __all__ = [
     "ResultCell",
     "ResultTable",
     "UnitInfo",
+    "build_table",
+    "cell_statistics",
+    "guard_statistics",
+    "participation_cells",
+    "suppress_cells",
 ]

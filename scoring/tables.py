@@ -324,10 +324,10 @@ class CellArrays:
     reason: npt.NDArray[np.int64]  # (U, W) index into reason_names; published cells: -1
     reason_names: tuple[str, ...]
     construct_n: npt.NDArray[np.int64]  # (U, W, C)
-    construct_stats: npt.NDArray[np.float64]  # (U, W, C, 8): mean sd ci_low ci_high fav fav_low fav_high index
+    construct_stats: npt.NDArray[np.float64]  # (8, U, W, C): mean sd ci_low ci_high fav fav_low fav_high index
     item_n: npt.NDArray[np.int64]  # (U, W, I)
     item_mean: npt.NDArray[np.float64]  # (U, W, I)
-    counts: npt.NDArray[np.int64]  # (U, W, T)
+    counts: npt.NDArray[np.int32]  # (U, W, T)
     enps: npt.NDArray[np.float64] | None  # (U, W, 7): n score ci_low ci_high promoters passives detractors
 
     def cell(self, u: int, w: int) -> ResultCell:
@@ -335,7 +335,7 @@ class CellArrays:
         attribute, value = self.columns[w]
         if self.hidden[u, w]:
             return ResultCell(unit, attribute, value, None, True, self.reason_names[int(self.reason[u, w])])
-        stats = self.construct_stats[u, w].tolist()
+        stats = self.construct_stats[:, u, w].T.tolist()
         cn = self.construct_n[u, w].tolist()
         constructs = tuple(
             ConstructCell(c, cn[j], *(None if (cn[j] == 0 or math.isnan(x)) else x for x in stats[j]))

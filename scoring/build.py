@@ -1,0 +1,527 @@
+"""Building the published table of a closed wave: statistics, one suppression decision, reliability, change,
+flags, comments and participation, all from one pass over the wave's arrays.
+
+``build_table`` is the only way numbers leave the engine. The anonymity guard (``scoring.guard.suppress``)
+decides once, from all of the wave's data, which cells are hidden; a hidden cell is published without any
+number, and everything derived (changes, flags, reliability, comments) is published only where the cells
+it rests on are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from scipy import sparse
+
+from scoring import stats
+from scoring.cells import CellStatistics, cell_statistics, points
+from scoring.flags import (
+    OrgBaseline,
+    UnitFigures,
+    barrier_flags,
+    below_flags,
+    below_org_flags,
+    decline_flags,
+    participation_flags,
+)
+from scoring.guard import Statistic, Suppression, suppress
+from scoring.reliability import cronbach_alpha, rwg_j
+from scoring.rollup import TreePlan, tree_plan
+from scoring.scales import Scores, construct_scores
+from scoring.spec import SCALE_BOUNDS, WaveData
+from scoring.tables import (
+    AttributeInfo,
+    CellArrays,
+    Change,
+    CommentCell,
+    CommentGroup,
+    ConstructInfo,
+    Flag,
+    ItemInfo,
+    LazyCells,
+    ParticipationCell,
+    Reliability,
+    ResultTable,
+    UnitInfo,
+)
+
+__all__ = ["build_table", "guard_statistics", "participation_cells", "suppress_cells"]
+
+SCALED = ("likert5", "likert7", "nps")
+PUBLISHED = "published"
+
+
+def guard_statistics(data: WaveData, scores: Scores) -> list[Statistic]:
+    """Every statistic a result cell publishes, per respondent, for the guard.
+
+    The respondent count; each construct's score (on its scale) and favourable 0/1; eNPS (+1/0/-1);
+    each scaled item's answers, each ``single`` item's answered mark, each ``multi`` item's answered mark.
+    """
+    r = data.answers.shape[0]
+    found: list[Statistic] = [Statistic(np.ones(r, dtype=np.bool_), None, None, "respondents")]
+    for j, construct in enumerate(data.instrument.constructs):
+        low, high = SCALE_BOUNDS[construct.scale]
+        counted = scores.counted[:, j]
+        found.append(Statistic(counted, scores.score[:, j], (float(low), float(high)), construct.id))
+        favourable = np.where(counted, scores.favourable[:, j], np.nan)
+        found.append(Statistic(counted, favourable, (0.0, 1.0), f"{construct.id}:favourable"))
+    if scores.enps is not None:
+        found.append(Statistic(~np.isnan(scores.enps), scores.enps, (-1.0, 1.0), "enps"))
+    for j, item in enumerate(data.instrument.items):
+        if item.type in SCALED:
+            x = data.answers[:, j]
+            low, high = SCALE_BOUNDS[item.type]
+            found.append(Statistic(~np.isnan(x), x, (float(low), float(high)), item.id))
+        elif item.type == "single":
+            found.append(Statistic(~np.isnan(data.answers[:, j]), None, None, item.id))
+        elif item.type == "multi":
+            found.append(Statistic(np.asarray(data.multi_answered[item.id], dtype=np.bool_), None, None, item.id))
+    return found
+
+
+def _codes(data: WaveData) -> npt.NDArray[np.int64]:
+    r = data.answers.shape[0]
+    if not data.attributes:
+        return np.zeros((r, 0), dtype=np.int64)
+    return np.stack([np.asarray(a.codes, dtype=np.int64) for a in data.attributes], axis=1)
+
+
+def suppress_cells(data: WaveData, scores: Scores) -> Suppression:
+    """The wave's one suppression decision over all result cells (units x total and attribute values)."""
+    return suppress(
+        np.asarray(data.tree.parent, dtype=np.int64),
+        np.asarray(data.unit, dtype=np.int64),
+        _codes(data),
+        tuple(len(a.values) for a in data.attributes),
+        data.min_group_size,
+        guard_statistics(data, scores),
+    )
+
+
+def _reason_codes(suppression: Suppression) -> tuple[npt.NDArray[np.int64], tuple[str, ...]]:
+    """Reason of every cell as an index into a tuple of names (-1 for published cells)."""
+    raw = np.asarray(suppression.reason)
+    hidden = np.asarray(suppression.hidden, dtype=np.bool_)
+    names: list[str] = []
+    out = np.full(raw.shape, -1, dtype=np.int64)
+    for code in np.unique(raw[hidden]):
+        u, w = (int(i[0]) for i in np.nonzero(hidden & (raw == code)))
+        names.append(suppression.reason_name(u, w))
+        out[hidden & (raw == code)] = len(names) - 1
+    return out, tuple(names)
+
+
+def participation_cells(
+    parent: npt.ArrayLike,
+    keys: Sequence[str],
+    invited: npt.ArrayLike,
+    responded: npt.ArrayLike,
+    min_group_size: int,
+) -> tuple[ParticipationCell, ...]:
+    """Invited, responded and response rate per unit (rolled up), under the guard.
+
+    invited, responded: (U,) direct counts per unit (a unit's own invitations, not its subtree's).
+    The guard sees one row per invitation: present = every invitation, value = responded (0/1), bounds
+    (0, 1), k = ``min_group_size``, the tree only (no cuts). Used for closed waves by ``build_table`` and for
+    open waves by the service (rule 3: only units with at least k invitations are shown).
+    """
+    p = np.asarray(parent, dtype=np.int64)
+    inv = np.asarray(invited, dtype=np.int64)
+    res = np.asarray(responded, dtype=np.int64)
+    if inv.shape != p.shape or res.shape != p.shape or len(keys) != p.size:
+        raise ValueError("parent, keys, invited and responded must have one entry per unit")
+    if np.any(inv < 0) or np.any(res < 0) or np.any(res > inv):
+        raise ValueError("responded must lie between 0 and invited")
+    unit = np.repeat(np.arange(p.size, dtype=np.int64), inv)
+    # Within each unit, the first ``responded`` invitations are marked as responded (order carries nothing).
+    rank = np.arange(unit.size) - np.repeat(np.cumsum(inv) - inv, inv)
+    answered = (rank < res[unit]).astype(np.float64)
+    suppression = suppress(
+        p,
+        unit,
+        np.zeros((unit.size, 0), dtype=np.int64),
+        (),
+        min_group_size,
+        [Statistic(np.ones(unit.size, dtype=np.bool_), answered, (0.0, 1.0), "participation")],
+    )
+    hidden = np.asarray(suppression.hidden, dtype=np.bool_)
+    plan = tree_plan(p)
+    totals = plan.rollup(np.stack([inv, res], axis=1).astype(np.float64))
+    cells = []
+    for u, key in enumerate(keys):
+        if hidden[u, 0]:
+            cells.append(ParticipationCell(key, True, suppression.reason_name(u, 0)))
+        else:
+            i, r = int(totals[u, 0]), int(totals[u, 1])
+            cells.append(ParticipationCell(key, False, None, i, r, r / i if i else None))
+    return tuple(cells)
+
+
+def _cell_arrays(
+    data: WaveData, cells: CellStatistics, suppression: Suppression, hidden: npt.NDArray[np.bool_]
+) -> CellArrays:
+    """The table's cells: the unsuppressed statistics with every hidden cell blanked."""
+    reason, names = _reason_codes(suppression)
+    n = cells.n.copy()
+    n[hidden] = 0
+    stats_ = cells.construct_stats
+    stats_[:, hidden] = np.nan
+    construct_n = cells.construct_n
+    construct_n[hidden] = 0
+    item_n, item_mean, counts = cells.item_n, cells.item_mean, cells.counts
+    item_n[hidden] = 0
+    item_mean[hidden] = np.nan
+    counts[hidden] = 0
+    enps = cells.enps
+    if enps is not None:
+        enps[hidden] = np.nan
+    return CellArrays(
+        units=data.tree.keys,
+        columns=cells.layout.columns,
+        constructs=tuple(c.id for c in data.instrument.constructs),
+        items=tuple(item.id for item in cells.items),
+        item_offsets=cells.item_offsets,
+        item_scaled=np.array([item.type in SCALED for item in cells.items], dtype=np.bool_),
+        n=n,
+        hidden=hidden,
+        reason=reason,
+        reason_names=names,
+        construct_n=construct_n,
+        construct_stats=stats_,
+        item_n=item_n,
+        item_mean=item_mean,
+        counts=counts,
+        enps=enps,
+    )
+
+
+def _team_moments(
+    unit: npt.NDArray[np.int64], values: npt.NDArray[np.float64], given: npt.NDArray[np.bool_], n_units: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per own unit (team): count, sum and sum of squares of the given values."""
+    v = np.where(given, values, 0.0)
+    sums = [np.bincount(unit, weights=w, minlength=n_units) for w in (given.astype(np.float64), v, v * v)]
+    n, total, squares = (np.asarray(x, dtype=np.float64) for x in sums)
+    return n, total, squares
+
+
+def _flag_values(scores: Scores) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+    """(R, C) respondent values that flags and changes compare, which of them count, and a centre per
+    construct (for accurate sums of squares): construct scores, and +100/0/-100 for the eNPS construct."""
+    values = scores.score.copy()
+    centre = np.array([sum(SCALE_BOUNDS[c.scale]) / 2 for c in scores.constructs], dtype=np.float64)
+    if scores.enps_construct is not None and scores.enps is not None:
+        values[:, scores.enps_construct] = 100 * scores.enps
+        centre[scores.enps_construct] = 0.0
+    return values, scores.counted, centre
+
+
+def _org_baseline(
+    plan: TreePlan, unit: npt.NDArray[np.int64], values: npt.NDArray[np.float64], given: npt.NDArray[np.bool_]
+) -> OrgBaseline:
+    """Per root and construct: organisation mean, tau^2 and sigma^2 (MSW) from teams = respondents' own units."""
+    u, c = plan.size, values.shape[1]
+    mu, tau2, sigma2 = (np.full((u, c), np.nan) for _ in range(3))
+    roots = np.flatnonzero(plan.parent < 0)
+    for j in range(c):
+        n, s, ss = _team_moments(unit, values[:, j], given[:, j], u)
+        for root in roots:
+            teams = plan.root == root
+            anova = stats.oneway(n[teams], s[teams], ss[teams])
+            mu[root, j], tau2[root, j], sigma2[root, j] = anova.grand_mean, anova.tau2, anova.msw
+    return OrgBaseline(mu, tau2, sigma2)
+
+
+def _unit_totals(
+    plan: TreePlan,
+    unit: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
+    given: npt.NDArray[np.bool_],
+    shift: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(U, C) rolled-up n, mean and sample variance of ``values`` where ``given`` (sums taken around ``shift``)."""
+    r, c = values.shape
+    indicator = sparse.csr_array((np.ones(r), (unit, np.arange(r))), shape=(plan.size, r))
+    centred = np.where(given, values - shift, 0.0)
+    q = np.concatenate([given.astype(np.float64), centred, centred * centred], axis=1)
+    rolled = plan.rollup(np.asarray(indicator @ q))
+    n = rolled[:, :c]
+    mean, var = stats.moments(n, rolled[:, c : 2 * c], rolled[:, 2 * c :])
+    return n, mean + shift, var
+
+
+def _reliability(
+    data: WaveData, scores: Scores, plan: TreePlan, hidden_total: npt.NDArray[np.bool_], nan_policy: str
+) -> tuple[Reliability, ...]:
+    """Alpha (Feldt interval), mean rwg(J) and ICC(1) of every construct over each organisation (root)."""
+    column = {item.id: j for j, item in enumerate(data.instrument.items)}
+    unit = np.asarray(data.unit, dtype=np.int64)
+    out = []
+    policy: Literal["listwise", "pairwise"] = "pairwise" if nan_policy == "pairwise" else "listwise"
+    for root in np.flatnonzero(plan.parent < 0):
+        members = plan.root[unit] == root
+        for j, construct in enumerate(data.instrument.constructs):
+            low, high = SCALE_BOUNDS[construct.scale]
+            x = data.answers[np.ix_(members, [column[i] for i in construct.items])]
+            flip = np.array([i in construct.reverse for i in construct.items], dtype=np.bool_)
+            x = np.where(flip, low + high - x, x)
+            alpha = cronbach_alpha(x, policy)
+            key = data.tree.keys[root]
+            if hidden_total[root] or alpha.n < data.min_group_size:
+                out.append(
+                    Reliability(
+                        key, construct.id, True, None, len(construct.items), None, None, None, policy, None, None, None
+                    )
+                )
+                continue
+            team = unit[members]
+            rwg = rwg_j(x, team, high - low + 1)[0] if team.size else np.array([])
+            valid = np.isfinite(rwg)
+            n, s, ss = _team_moments(team, scores.score[members, j], scores.counted[members, j], plan.size)
+            icc = stats.oneway(n, s, ss).icc1
+
+            def num(v: float) -> float | None:
+                return float(v) if np.isfinite(v) else None
+
+            out.append(
+                Reliability(
+                    unit=key,
+                    construct=construct.id,
+                    suppressed=False,
+                    n=alpha.n,
+                    items=alpha.k,
+                    alpha=num(alpha.alpha),
+                    ci_low=num(alpha.ci_low),
+                    ci_high=num(alpha.ci_high),
+                    method=policy,
+                    rwg=num(float(rwg[valid].mean())) if valid.any() else None,
+                    icc1=num(icc),
+                    teams=int(valid.sum()),
+                )
+            )
+    return tuple(out)
+
+
+def _changes(
+    data: WaveData,
+    scores: Scores,
+    plan: TreePlan,
+    hidden_total: npt.NDArray[np.bool_],
+    previous: WaveData,
+) -> tuple[Change, ...]:
+    """Per unit (in both waves) and shared construct: the change since ``previous``, published only where the
+    unit's total cell is published in both waves' tables; BH over each construct's published changes."""
+    before_scores = construct_scores(previous.instrument, previous.answers)
+    before_hidden = np.asarray(suppress_cells(previous, before_scores).hidden, dtype=np.bool_)[:, 0]
+    before_plan = tree_plan(previous.tree.parent)
+    index = {key: i for i, key in enumerate(previous.tree.keys)}
+    here = np.array([i for i, key in enumerate(data.tree.keys) if key in index], dtype=np.int64)
+    there = np.array([index[data.tree.keys[i]] for i in here], dtype=np.int64)
+    published = ~hidden_total[here] & ~before_hidden[there]
+    before_ids = {c.id: j for j, c in enumerate(previous.instrument.constructs)}
+    values, given, shift = _flag_values(scores)
+    before_values, before_given, before_shift = _flag_values(before_scores)
+    n1, m1, v1 = _unit_totals(plan, np.asarray(data.unit, dtype=np.int64), values, given, shift)
+    n0, m0, v0 = _unit_totals(
+        before_plan, np.asarray(previous.unit, dtype=np.int64), before_values, before_given, before_shift
+    )
+    out: list[Change] = []
+    for j, construct in enumerate(data.instrument.constructs):
+        k = before_ids.get(construct.id)
+        if k is None:
+            continue
+        nps = construct.scale == "nps" and j == scores.enps_construct and k == before_scores.enps_construct
+        a_n, a_m, a_v = n1[here, j], m1[here, j], v1[here, j]
+        b_n, b_m, b_v = n0[there, k], m0[there, k], v0[there, k]
+        if nps:
+            # eNPS on -100..100: z test with the multinomial variance V = pP + pD - (pP - pD)^2 per wave,
+            # which is the ddof-0 variance of the +1/0/-1 scores.
+            with np.errstate(invalid="ignore", divide="ignore"):
+                va = a_v / 10_000 * (a_n - 1) / a_n
+                vb = b_v / 10_000 * (b_n - 1) / b_n
+            difference, statistic, p = stats.enps_difference(a_m, va, a_n, b_m, vb, b_n)
+            df = np.full(here.size, np.nan)
+        else:
+            welch = stats.welch(a_m, a_v, a_n, b_m, b_v, b_n)
+            difference, statistic, df, p = a_m - b_m, welch.statistic, welch.df, welch.pvalue
+        p = np.where(published, p, np.nan)
+        q = stats.benjamini_hochberg(p)
+        test = "enps" if nps else "welch"
+        for i, u in enumerate(here):
+            key = data.tree.keys[u]
+            if not published[i]:
+                reason = "suppressed" if hidden_total[u] else "previous_suppressed"
+                out.append(Change(key, construct.id, True, reason, test))
+                continue
+
+            def num(v: float) -> float | None:
+                return float(v) if np.isfinite(v) else None
+
+            out.append(
+                Change(
+                    unit=key,
+                    construct=construct.id,
+                    suppressed=False,
+                    reason=None,
+                    test=test,
+                    n=int(a_n[i]),
+                    mean=num(a_m[i]),
+                    previous_n=int(b_n[i]),
+                    previous_mean=num(b_m[i]),
+                    difference=num(difference[i]),
+                    statistic=num(statistic[i]),
+                    df=num(df[i]),
+                    p=num(p[i]),
+                    p_adjusted=num(q[i]),
+                    significant=bool(q[i] <= construct.flags.alpha) if np.isfinite(q[i]) else None,
+                )
+            )
+    return tuple(out)
+
+
+def _seed(wave_id: int, unit_key: str, item: str) -> int:
+    """A shuffle seed that depends on nothing but the wave, the unit and the item (not on answer order)."""
+    digest = hashlib.sha256(f"peil-comments:{wave_id}:{unit_key}:{item}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def _comments(data: WaveData, plan: TreePlan) -> tuple[CommentCell, ...]:
+    """Free texts per unit subtree under rule 6: the guard with k = 2 min_group_size on the tree only."""
+    items = [item.id for item in data.instrument.items if item.type == "text"]
+    if not items:
+        return ()
+    unit = np.asarray(data.unit, dtype=np.int64)
+    r = unit.size
+    statistics = []
+    for item in items:
+        present = np.zeros(r, dtype=np.bool_)
+        rows = [i for i, _ in data.comments.get(item, ())]
+        present[rows] = True
+        statistics.append(Statistic(present, None, None, f"comments:{item}"))
+    suppression = suppress(
+        np.asarray(data.tree.parent, dtype=np.int64),
+        unit,
+        np.zeros((r, 0), dtype=np.int64),
+        (),
+        2 * data.min_group_size,
+        statistics,
+    )
+    hidden = np.asarray(suppression.hidden, dtype=np.bool_)
+    # Texts by unit subtree: each text goes to its writer's unit and every ancestor.
+    texts: dict[str, dict[int, list[str]]] = {}
+    for item in items:
+        pairs = data.comments.get(item, ())
+        by_unit: dict[int, list[str]] = {}
+        if pairs:
+            writers = np.array([i for i, _ in pairs], dtype=np.int64)
+            chain = plan.ancestors[unit[writers]]
+            for t, row in enumerate(chain):
+                for a in row[row >= 0]:
+                    by_unit.setdefault(int(a), []).append(pairs[t][1])
+        texts[item] = by_unit
+    cells = []
+    for u, key in enumerate(data.tree.keys):
+        if hidden[u, 0]:
+            cells.append(CommentCell(key, True, suppression.reason_name(u, 0)))
+            continue
+        groups = []
+        for item in items:
+            found = sorted(texts[item].get(u, []))  # sorted first: the shuffle must not depend on input order
+            order = np.random.default_rng(_seed(data.wave_id, key, item)).permutation(len(found))
+            groups.append(CommentGroup(item, tuple(found[i] for i in order)))
+        cells.append(CommentCell(key, False, None, tuple(groups)))
+    return tuple(cells)
+
+
+def _multi_totals(
+    data: WaveData, cells: CellStatistics
+) -> tuple[dict[str, npt.NDArray[np.int64]], dict[str, npt.NDArray[np.int64]]]:
+    """Unit totals of each multi item: answered (U,) and chosen per option (U, O), from the cell table."""
+    answered, chosen = {}, {}
+    for i, item in enumerate(cells.items):
+        if item.type == "multi":
+            answered[item.id] = cells.item_n[:, 0, i]
+            lo, hi = cells.item_offsets[i], cells.item_offsets[i + 1]
+            chosen[item.id] = cells.counts[:, 0, lo:hi].astype(np.int64)
+    return answered, chosen
+
+
+def build_table(
+    data: WaveData,
+    previous: WaveData | None = None,
+    *,
+    alpha_nan_policy: Literal["listwise", "pairwise"] = "listwise",
+) -> ResultTable:
+    """The published result table of a closed wave.
+
+    Parameters
+    ----------
+    data : the wave (every complete response, the tree, the attributes, invitations).
+    previous : the latest earlier closed wave sharing a construct, for changes and the decline rule.
+    alpha_nan_policy : how Cronbach's alpha treats unanswered items.
+
+    Every cell, change, flag and comment of the table is published only where the anonymity guard allows;
+    see ``scoring.tables`` for the contract of what comes out.
+    """
+    if data.min_group_size < 1:
+        raise ValueError("min_group_size must be positive")
+    plan = tree_plan(data.tree.parent)
+    unit = np.asarray(data.unit, dtype=np.int64)
+    scores = construct_scores(data.instrument, data.answers)
+    cells = cell_statistics(data, scores, plan)
+    suppression = suppress_cells(data, scores)
+    hidden = np.asarray(suppression.hidden, dtype=np.bool_)
+    published_total = ~hidden[:, 0]
+
+    reliability = _reliability(data, scores, plan, hidden[:, 0], alpha_nan_policy)
+    changes = _changes(data, scores, plan, hidden[:, 0], previous) if previous is not None else ()
+    responded = np.bincount(unit, minlength=plan.size)
+    invited = np.maximum(np.asarray(data.invited, dtype=np.int64), responded)
+    participation = participation_cells(data.tree.parent, data.tree.keys, invited, responded, data.min_group_size)
+
+    # Flags read the published unit totals only.
+    constructs = data.instrument.constructs
+    values, given, _ = _flag_values(scores)
+    mean = cells.construct_stats[0, :, 0, :].copy()
+    ci_high = cells.construct_stats[3, :, 0, :].copy()
+    if scores.enps_construct is not None and cells.enps is not None:
+        mean[:, scores.enps_construct] = cells.enps[:, 0, 1]
+        ci_high[:, scores.enps_construct] = cells.enps[:, 0, 3]
+    figures = UnitFigures(data.tree.keys, plan.root, published_total, cells.construct_n[:, 0, :].copy(), mean, ci_high)
+    org = _org_baseline(plan, unit, values, given)
+    spread = {c.id: float(np.sqrt(org.sigma2[plan.root[0], j])) for j, c in enumerate(constructs)} if plan.size else {}
+    answered, chosen = _multi_totals(data, cells)
+    flags: list[Flag] = []
+    flags += below_flags(constructs, figures)
+    flags += below_org_flags(constructs, figures, org)
+    flags += decline_flags(constructs, changes, spread)
+    flags += barrier_flags(data.instrument, data.tree.keys, published_total, answered, chosen)
+    flags += participation_flags(participation, data.instrument.low_participation)
+
+    arrays = _cell_arrays(data, cells, suppression, hidden)
+    return ResultTable(
+        wave_id=data.wave_id,
+        instrument=data.instrument.slug,
+        version=data.instrument.version,
+        min_group_size=data.min_group_size,
+        previous_wave_id=None if previous is None else previous.wave_id,
+        units=tuple(
+            UnitInfo(key, None if p < 0 else data.tree.keys[p])
+            for key, p in zip(data.tree.keys, data.tree.parent.tolist(), strict=True)
+        ),
+        attributes=tuple(AttributeInfo(a.name, a.values) for a in data.attributes),
+        constructs=tuple(
+            ConstructInfo(c.id, c.scale, *SCALE_BOUNDS[c.scale], float(c.favourable_min), c.items) for c in constructs
+        ),
+        items=tuple(ItemInfo(i.id, i.type, i.construct, points(i)) for i in cells.items),
+        cells=LazyCells(arrays),
+        reliability=reliability,
+        changes=changes,
+        flags=tuple(flags),
+        comments=_comments(data, plan),
+        participation=participation,
+    )
