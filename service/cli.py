@@ -16,9 +16,11 @@ app = typer.Typer(help="Peil: pulse surveys on careers and psychological safety.
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
 instruments_app = typer.Typer(help="Survey instruments.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+export_app = typer.Typer(help="The export of safe aggregates (PEIL_EXPORT_TARGET).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(instruments_app, name="instruments")
 app.add_typer(keys_app, name="keys")
+app.add_typer(export_app, name="export")
 
 
 def _alembic_config() -> Config:
@@ -115,6 +117,54 @@ def keys_list() -> None:
                 f"last used {row.last_used_at or '-'}\t{'revoked' if row.revoked_at else 'active'}"
             )
     engine.dispose()
+
+
+@export_app.command("run")
+def export_run(
+    wave: Annotated[list[int] | None, typer.Option("--wave", help="export this wave (repeatable)")] = None,
+    full: Annotated[bool, typer.Option("--full", help="re-export every wave")] = False,
+) -> None:
+    """Export waves closed or rebuilt since the last successful run (all with --full) to PEIL_EXPORT_TARGET."""
+    import sys
+    from contextlib import nullcontext
+
+    from service.db import make_engine, make_sessionmaker
+    from service.exports.service import ExportBusy, run_export
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    on_terminal = sys.stdout.isatty()  # a bar for people; cron and CI logs get the summary line only
+    bar_context = typer.progressbar(length=1, label="exporting", file=sys.stdout) if on_terminal else nullcontext()
+    try:
+        with bar_context as bar:
+
+            def progress(done: int, total: int, label: str) -> None:
+                if bar is not None:
+                    bar.length, bar.label = max(total, 1), label
+                    bar.update(done - bar.pos)
+
+            run = run_export(
+                make_sessionmaker(engine),
+                settings,
+                trigger="cli",
+                actor="peil export run",
+                full=full,
+                waves=wave,
+                progress=progress,
+            )
+    except ExportBusy as exc:
+        typer.echo(f"peil export: {exc}", err=True)
+        raise typer.Exit(75) from exc  # EX_TEMPFAIL: an external scheduler may retry later
+    except ValueError as exc:
+        typer.echo(f"peil export: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    if run.status != "succeeded":
+        typer.echo(f"export run {run.id} failed: {run.error}", err=True)
+        raise typer.Exit(1)
+    waves = ", ".join(map(str, run.waves)) or "none (nothing new)"
+    typer.echo(f"export run {run.id} to {run.target}: waves {waves}; {sum(run.rows.values()):,} rows")
 
 
 @app.command()

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from service import forms
 from service.audit.endpoints import router as audit
+from service.exports.endpoints import router as exports
 from service.health import router as health
 from service.instruments.endpoints import router as instruments
 from service.keys.endpoints import router as keys
@@ -17,6 +18,6 @@ API = "/api/v1"
 
 def include_routers(app: FastAPI) -> None:
     app.include_router(health)
-    for router in (instruments, units, waves, keys, audit):
+    for router in (instruments, units, waves, keys, audit, exports):
         app.include_router(router, prefix=API)
     forms.install(app)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.db import transaction
+from service.models.base import utcnow
 from service.waves import service as waves
 
 log = logging.getLogger("peil")
@@ -25,6 +27,22 @@ def tick(factory: sessionmaker[Session]) -> None:
         log.exception("clock tick failed; retrying at the next tick")
 
 
+def export_job(settings: Settings, factory: sessionmaker[Session]) -> None:
+    """The scheduled export. Every worker and replica fires it; the lock lets the first one run it, once per
+    cron slot (the minute it was due), and the others skip."""
+    from service.exports.service import ExportBusy, run_export
+
+    slot = utcnow().replace(second=0, microsecond=0)
+    try:
+        run = run_export(factory, settings, trigger="schedule", actor="scheduler", slot=slot)
+    except ExportBusy:
+        log.info("export: another worker runs the export for %s; skipped", slot.isoformat())
+    except Exception:
+        log.exception("export could not start; retrying at the next scheduled time")
+    else:
+        log.info("export run %d: %s", run.id, run.status)
+
+
 def start_scheduler(settings: Settings, factory: sessionmaker[Session]) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
@@ -36,5 +54,15 @@ def start_scheduler(settings: Settings, factory: sessionmaker[Session]) -> Backg
         max_instances=1,
         coalesce=True,
     )
+    if settings.export_cron:
+        scheduler.add_job(
+            export_job,
+            CronTrigger.from_crontab(settings.export_cron, timezone="UTC"),
+            args=[settings, factory],
+            id="export",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=300,
+        )
     scheduler.start()
     return scheduler

@@ -214,6 +214,7 @@ def wave_tables(table: ResultTable, info: WaveInfo) -> dict[str, pa.Table]:
                     "unit": f.unit,
                     "construct": f.construct or "",
                     "rule": f.rule,
+                    "option": str(f.evidence.get("option") or ""),
                     "severity": f.severity,
                     "evidence": json.dumps(dict(f.evidence), sort_keys=True, separators=(",", ":")),
                     "message_nl": f.message_nl,

@@ -138,7 +138,8 @@ SCHEMAS: dict[str, pa.Schema] = {
     ),
     "flags": pa.schema(
         [
-            *_key("unit", "construct", "rule"),  # construct '' for a rule about the unit (participation)
+            # construct '' for a rule about the unit (participation); option: the barrier named, else ''
+            *_key("unit", "construct", "rule", "option"),
             _f("severity", _STR, False),
             _f("evidence", _STR, False),  # JSON object
             _f("message_nl", _STR, False),
@@ -169,7 +170,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "distributions": ("wave_id", "unit", "attribute", "value", "item"),
     "reliability": ("wave_id", "unit", "construct"),
     "changes": ("wave_id", "unit", "construct"),
-    "flags": ("wave_id", "unit", "construct", "rule"),
+    "flags": ("wave_id", "unit", "construct", "rule", "option"),
     "participation": ("wave_id", "unit"),
 }
 

@@ -27,6 +27,8 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/keys"): {"admin"},
     ("DELETE", "/api/v1/keys/{key_id}"): {"admin"},
     ("GET", "/api/v1/audit"): {"admin"},
+    ("GET", "/api/v1/exports"): {"hr"},
+    ("POST", "/api/v1/exports"): {"hr"},
 }
 ROLES = ("hr", "dashboard", "admin")
 
