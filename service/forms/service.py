@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -139,7 +139,11 @@ def load_answers(session: Session, *, token: str, secret: bytes) -> dict[str, An
 
 
 def takes_answers(wave: Wave, now: datetime) -> bool:
-    return wave.state == "open" and now < wave.closes_at
+    return _takes_answers(wave.state, wave.closes_at, now)
+
+
+def _takes_answers(state: str, closes_at: datetime, now: datetime) -> bool:
+    return state == "open" and now < closes_at
 
 
 # Storing ---------------------------------------------------------------------------------------------------
@@ -166,44 +170,47 @@ def save_answers(
     The caller commits (the request's session dependency does).
     """
     now = now or utcnow()
-    locked = session.scalar(
-        select(Wave)
+    # Core statements, not ORM entities: this is the hot path of a survey's busiest hour, and on SQLite the
+    # write lock is held for exactly these statements.
+    locked = session.execute(
+        select(Wave.id, Wave.state, Wave.closes_at)
         .where(Wave.id == wave.id)
         .with_for_update(read=True)  # FOR SHARE on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises
-        .execution_options(populate_existing=True)
-    )
-    if locked is None or not takes_answers(locked, now):
+    ).first()
+    if locked is None or not _takes_answers(locked.state, locked.closes_at, now):
         raise WaveNotOpen("closed" if locked is None or locked.state == "closed" else locked.state)
     if invitation.wave_id != locked.id:
         raise ValueError("the invitation belongs to another wave")
 
     mac = links.token_mac(secret, token)
+    given = {item_id: value for item_id, value in answers.items() if value is not None}
     row = {
         "id": random_id(),
         "wave_id": locked.id,
         "unit_id": invitation.unit_id,
         "attributes": links.unseal(token, invitation.sealed_attributes),
         "token_mac": mac,
-        "answers": {},
-        "complete": False,
+        "answers": given,
+        "complete": complete,
         "answered_on": now.date(),
     }
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(Response).values(**row).on_conflict_do_nothing(index_elements=["token_mac"]))
-    response = session.scalar(
-        select(Response).where(Response.token_mac == mac).with_for_update().execution_options(populate_existing=True)
-    )
-    if response is None:  # pragma: no cover - the row was inserted or already there
+    first = session.execute(insert(Response).values(**row).on_conflict_do_nothing(index_elements=["token_mac"]))
+    if first.rowcount == 1:  # type: ignore[attr-defined]  # the link's first save: one statement
+        return Response(**row)
+    # The link saved before (or a concurrent first save won): merge into its row, under a row lock.
+    stored = session.execute(
+        select(Response.id, Response.answers, Response.complete).where(Response.token_mac == mac).with_for_update()
+    ).first()
+    if stored is None:  # pragma: no cover - the row was inserted or already there
         raise RuntimeError("the response row vanished")
-    merged = dict(response.answers)
+    merged = dict(stored.answers)
     for item_id, value in answers.items():
         if value is None:
             merged.pop(item_id, None)
         else:
             merged[item_id] = value
-    response.answers = merged
-    response.complete = response.complete or complete
-    response.answered_on = now.date()
-    session.flush()
-    return response
+    values = {"answers": merged, "complete": stored.complete or complete, "answered_on": now.date()}
+    session.execute(update(Response).where(Response.id == stored.id).values(**values))
+    return Response(**{**row, **values, "id": stored.id})
