@@ -80,7 +80,7 @@ class SqlTarget:
     def begin(self) -> None:
         from service.db import make_engine
 
-        self._engine = make_engine(self.url, poolclass=sa.pool.NullPool)
+        self._engine = make_engine(self.url)
         self._conn = self._engine.connect()
         self._conn.begin()
         if self.schema is not None and self._conn.dialect.name == "postgresql":
