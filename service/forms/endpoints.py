@@ -317,6 +317,9 @@ def save_form(token: str, request: Request, verdict: Gate, form: Form, session: 
         except service.WaveNotOpen:  # closed between the clock and the lock
             session.refresh(wave)
             return _not_taking_answers(request, language, wave, posted=True)
+        # Commit now, before the next page or the thank-you page is rendered: on SQLite the write lock is
+        # released as soon as the answers are safe, not after the template work.
+        session.commit()
         return None
 
     if number is None:  # the whole survey in one post
