@@ -163,11 +163,18 @@ def run_export(
     lock_ttl: timedelta = lock.DEFAULT_TTL,
     target: Target | None = None,
 ) -> ExportRun:
-    """One export run; raises ``ExportBusy`` when another holds the lock. Returns the run as recorded.
+    """One export run; raises ``ExportBusy`` when another holds the lock, ``ValueError`` for a wave without
+    stored results. Returns the run as recorded.
 
     A run that fails is recorded as failed (its error in ``error``) and returned, not raised.
     """
     target = target or open_target(settings)
+    if waves:  # a wrong id is the caller's mistake, refused before anything starts (not a failed run)
+        with factory() as session:
+            stored = _stored(session)
+        missing = [w for w in waves if str(w) not in stored]
+        if missing:
+            raise ValueError(f"no stored results for wave(s) {', '.join(map(str, missing))}")
     owner = lock.new_owner()
     if not lock.acquire(factory, owner, lock_ttl, slot=slot):
         raise ExportBusy("an export is running, or this scheduled export has already run")
