@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 log = logging.getLogger("peil")
 
@@ -89,6 +90,15 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the published API offers on the request's path (empty for paths outside the schema)."""
+    path = request.scope.get("path", "")
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(path):
+            return sorted(method.upper() for method in operations)
+    return []
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into the one JSON shape, without internal detail."""
 
@@ -104,10 +114,23 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body("invalid", message, details), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _STATUS_CODES.get(exc.status_code, "error")
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        status, headers = exc.status_code, exc.headers
+        if status == 400:  # FastAPI's "error parsing the body" (e.g. bytes that are not UTF-8 JSON): bad input
+            return JSONResponse(error_body("invalid", "the request body cannot be read"), status_code=422)
+        if status == 405:
+            allowed = _allowed_methods(request)
+            if allowed:  # every method of the path, not only those of the first route that matched it
+                headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+        code = _STATUS_CODES.get(status, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(_request: Request, _exc: Exception) -> JSONResponse:
+        # A number too large for the database's integers (an id of 2**63, say): bad input, not a crash.
+        return JSONResponse(error_body("invalid", "a value is out of range"), status_code=422)
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(DBAPIError)

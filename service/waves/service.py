@@ -79,7 +79,7 @@ def create(session: Session, data: WaveCreate, instruments: Instruments, default
 
 
 def update_wave(session: Session, wave: Wave, data: WaveUpdate) -> Wave:
-    changes = data.model_dump(exclude_unset=True)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)  # null means "no change", like absent
     if wave.state == "closed":
         raise Conflict("a closed wave cannot change")
     if wave.state == "open":
