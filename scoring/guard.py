@@ -465,18 +465,28 @@ def _small_set_milp(m_light: FloatArray, m_heavy: FloatArray, w: IntArray, k: in
     return np.flatnonzero(res.x[:nl] > 0.5)
 
 
-def _null_range(h: FloatArray, q: FloatArray, s0: FloatArray, lo: FloatArray, hi: FloatArray) -> float:
-    """A certified lower bound of the range of h.s: the feasible segment through s0 along h's null-space part."""
-    z = h - (q.T @ (q @ h)) if len(q) else h.copy()
-    gain = float(h @ z)
-    if gain <= 1e-12:
-        return 0.0
-    pos, neg = z > 1e-12, z < -1e-12
-    up = np.concatenate([(hi[pos] - s0[pos]) / z[pos], (lo[neg] - s0[neg]) / z[neg]])
-    down = np.concatenate([(lo[pos] - s0[pos]) / z[pos], (hi[neg] - s0[neg]) / z[neg]])
-    t_max = float(up.min()) if len(up) else 0.0
-    t_min = float(down.max()) if len(down) else 0.0
-    return max(0.0, t_max - t_min) * gain
+def _segment_ranges(hs: FloatArray, q: FloatArray, s0: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray:
+    """Certified lower bounds of the range of h.s for every row h of ``hs``: the feasible segment through the actual
+    point s0 along h's component in the null space spanned orthogonally to ``q`` (rows: an orthonormal basis of the
+    fixed directions). Every point of the segment keeps the published sums and the bounds, so it is a true range."""
+    z = hs - (hs @ q.T) @ q if len(q) else hs.copy()
+    gain = np.einsum("ij,ij->i", hs, z)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        up_room = np.where(z > 1e-12, (hi - s0) / z, np.where(z < -1e-12, (lo - s0) / z, np.inf))
+        down_room = np.where(z > 1e-12, (s0 - lo) / z, np.where(z < -1e-12, (s0 - hi) / z, np.inf))
+    t_up = np.minimum(np.maximum(up_room.min(axis=1, initial=np.inf), 0.0), 1e300)
+    t_down = np.minimum(np.maximum(down_room.min(axis=1, initial=np.inf), 0.0), 1e300)
+    span = np.where(gain > 1e-12, np.minimum(t_up + t_down, 1e300) * np.maximum(gain, 0.0), 0.0)
+    return np.asarray(np.nan_to_num(span, posinf=np.finfo(np.float64).max), dtype=np.float64)
+
+
+def _orthonormal_rows(a: FloatArray) -> FloatArray:
+    """An orthonormal basis (rows) of the row space of ``a`` (rank-revealing SVD)."""
+    if len(a) == 0:
+        return np.zeros((0, a.shape[1]))
+    _, sv, vt = np.linalg.svd(a, full_matrices=False)
+    rank = int(np.sum(sv > _TOL * max(1.0, float(sv[0]))))
+    return np.asarray(vt[:rank], dtype=np.float64)
 
 
 def _lp_ranges(hs: FloatArray, m: FloatArray, s0: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray:
@@ -543,11 +553,11 @@ def _valued(lay: _Layout, g: _Group) -> list[_Valued]:
     return out
 
 
-_Cache = dict[tuple[bytes, bytes, bytes], list["_Finding"]]
+_Cache = dict[tuple[bytes, bytes, bytes, bool], list["_Finding"]]
 
 
 def _audit_group(
-    lay: _Layout, g: _Group, hidden: BoolArray, *, first_only: bool, cache: _Cache | None = None
+    lay: _Layout, g: _Group, hidden: BoolArray, *, first_only: bool, ranges: bool, cache: _Cache | None = None
 ) -> list[_Finding]:
     """Every breach of one group of statistics (first_only: one per component is enough to make progress)."""
     k = lay.k
@@ -660,7 +670,9 @@ def _audit_group(
         light = wn <= k - 1
         if len(hid_c) == 0 and not light.any():
             continue
-        findings.extend(_audit_component(lay, name, atoms_c, hid_c, wn, light, pub, n, valued, first_only, cache))
+        findings.extend(
+            _audit_component(lay, name, atoms_c, hid_c, wn, light, pub, n, valued, first_only, ranges, cache)
+        )
     return findings
 
 
@@ -675,14 +687,15 @@ def _audit_component(
     n: IntArray,
     valued: Sequence[_Valued],
     first_only: bool,
+    ranges: bool,
     cache: _Cache | None,
 ) -> list[_Finding]:
     """The findings of one component (cached: a component's verdict depends only on its atoms and cells)."""
     flat = lay.atom_cells[atoms_c].reshape(-1)
-    key = (atoms_c.tobytes(), hid_c.tobytes(), np.unique(flat[pub[flat]]).tobytes())
+    key = (atoms_c.tobytes(), hid_c.tobytes(), np.unique(flat[pub[flat]]).tobytes(), ranges)
     if cache is not None and key in cache:
         return cache[key]
-    out = _component_findings(lay, name, atoms_c, hid_c, wn, light, pub, n, valued, first_only)
+    out = _component_findings(lay, name, atoms_c, hid_c, wn, light, pub, n, valued, first_only, ranges)
     if cache is not None:
         cache[key] = out
     return out
@@ -699,6 +712,7 @@ def _component_findings(
     n: IntArray,
     valued: Sequence[_Valued],
     first_only: bool,
+    ranges: bool,
 ) -> list[_Finding]:
     k = lay.k
     na = len(atoms_c)
@@ -779,7 +793,11 @@ def _component_findings(
             if first_only:
                 return out
 
-    # (c) ranges of hidden means: a certified segment first, one block LP for the cells it does not settle
+    # (c) ranges of hidden means, once (a) and (b) hold: certified segments first (along the null space, then along
+    # the null space with the atoms already at a bound held still), two extreme points next, and one block LP for
+    # the cells none of these settles
+    if not ranges:
+        return out
     open_cells = np.flatnonzero(~det)
     for v in valued:
         if len(open_cells) == 0:
@@ -787,25 +805,25 @@ def _component_findings(
         s0 = v.s0[atoms_c]
         lo, hi = (wn * v.lo).astype(np.float64), (wn * v.hi).astype(np.float64)
         width = v.hi - v.lo
-        need = n[hid_c[open_cells]] * width / 4.0
-        cert = np.array([_null_range(hmat[j], q, s0, lo, hi) for j in open_cells])
-        todo = open_cells[cert < need * (1 - 1e-9)]
-        if len(todo) == 0:
-            continue
-        # two vertices pushing every open cell's mean up, then down, certify most of the rest at once
-        weight = (hmat[todo] / n[hid_c[todo]][:, None]).sum(axis=0)
-        pts = _lp_points(weight, mat, s0, lo, hi)
-        if pts is not None:
-            proj = hmat[todo] @ np.column_stack([s0, *pts])
-            cert2 = proj.max(axis=1) - proj.min(axis=1)
-            todo = todo[cert2 < n[hid_c[todo]] * width / 4.0 * (1 - 1e-9)]
+        need = n[hid_c] * width / 4.0 * (1 - 1e-9)
+        todo = open_cells[_segment_ranges(hmat[open_cells], q, s0, lo, hi) < need[open_cells]]
+        if len(todo):
+            free = (s0 > lo + 1e-9) & (s0 < hi - 1e-9)
+            if free.any():
+                q_f = _orthonormal_rows(mat[:, free])
+                cert = _segment_ranges(hmat[todo][:, free], q_f, s0[free], lo[free], hi[free])
+                todo = todo[cert < need[todo]]
+        if len(todo):
+            weight = (hmat[todo] / n[hid_c[todo]][:, None]).sum(axis=0)
+            pts = _lp_points(weight, mat, s0, lo, hi)
+            if pts is not None:
+                proj = hmat[todo] @ np.column_stack([s0, *pts])
+                todo = todo[proj.max(axis=1) - proj.min(axis=1) < need[todo]]
         if len(todo) == 0:
             continue
         got = _lp_ranges(hmat[todo], mat, s0, lo, hi)
-        need_todo = n[hid_c[todo]] * width / 4.0
-        for j, g_ in zip(
-            todo[got < need_todo * (1 - 1e-7) - 1e-9], got[got < need_todo * (1 - 1e-7) - 1e-9], strict=True
-        ):
+        bad = got < n[hid_c[todo]] * width / 4.0 * (1 - 1e-7) - 1e-9
+        for j, g_ in zip(todo[bad], got[bad], strict=True):
             c = int(hid_c[j])
             b = Breach(
                 v.stat.name or name,
@@ -814,8 +832,8 @@ def _component_findings(
                 f"hidden {_cell_name(lay, c)}: its mean can only move {g_ / n[c]:.4g} < {width / 4:.4g}",
             )
             out.append(_Finding(b, fix_for(hmat[j], RANGE), RANGE))
-            if first_only:
-                return out
+        if out:  # every failing cell of this statistic at once: one round fixes them all
+            return out
     return out
 
 
@@ -825,11 +843,13 @@ def _findings(
     hidden: BoolArray,
     *,
     first_only: bool,
+    ranges: bool = True,
     caches: Sequence[_Cache] | None = None,
 ) -> list[_Finding]:
     out: list[_Finding] = []
     for i, g in enumerate(groups):
-        out.extend(_audit_group(lay, g, hidden, first_only=first_only, cache=caches[i] if caches else None))
+        cache = caches[i] if caches else None
+        out.extend(_audit_group(lay, g, hidden, first_only=first_only, ranges=ranges, cache=cache))
     return out
 
 
@@ -917,7 +937,10 @@ def suppress(
                 break
             mask |= add
             reason[add] = COMPLEMENTARY
-        findings = _findings(lay, groups, mask, first_only=True, caches=caches)
+        # (a) and (b) first, without linear programmes; the range rule (c) once they hold
+        findings = _findings(lay, groups, mask, first_only=True, ranges=False, caches=caches)
+        if not findings:
+            findings = _findings(lay, groups, mask, first_only=True, ranges=True, caches=caches)
         if not findings:
             return Suppression(mask.reshape(lay.n_units, lay.width), reason.reshape(lay.n_units, lay.width))
         fixes = {(f.fix, f.reason) for f in findings if f.fix >= 0 and not mask[f.fix]}
