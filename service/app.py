@@ -14,6 +14,7 @@ from service.db import make_engine, make_sessionmaker
 from service.instruments.loader import load_definitions
 from service.instruments.registry import publish
 from service.middleware import BodyLimit, SecurityHeaders
+from service.results.service import install as install_results
 from service.scheduler import start_scheduler
 
 log = logging.getLogger("peil")
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     factory = make_sessionmaker(engine)
     instruments = load_definitions(settings.definitions_dir)
     secret = settings.secret()
+    install_results(instruments)  # a wave closing in this process (API or clock) builds its result table
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,4 +1,4 @@
-"""The `peil` command: serve, db upgrade, instruments check, keys, purge, demo."""
+"""The `peil` command: serve, db upgrade, instruments check, keys, results rebuild, purge, demo."""
 
 from __future__ import annotations
 
@@ -21,6 +21,16 @@ app.add_typer(db_app, name="db")
 app.add_typer(instruments_app, name="instruments")
 app.add_typer(keys_app, name="keys")
 app.add_typer(export_app, name="export")
+results_app = typer.Typer(help="Result tables of closed waves.", no_args_is_help=True)
+app.add_typer(results_app, name="results")
+
+
+@app.callback()
+def _every_command() -> None:
+    """Any command that closes a wave (by the clock, a demo, an export) builds its result table, as the service does."""
+    from service.results.service import install
+
+    install()
 
 
 def _alembic_config() -> Config:
@@ -225,6 +235,32 @@ def purge(
             typer.echo(f"wave {wave.wave_id} ({wave.name}), closed {closed}: {verb} {wave.responses} responses")
     if not any(not w.skipped for w in done):
         typer.echo(f"nothing to purge: no answers of waves closed more than {older_than} days ago")
+
+
+@results_app.command("rebuild")
+def results_rebuild(wave_id: int) -> None:
+    """Compute the result table of closed wave WAVE_ID again from its answers, and store it (audited)."""
+    from service import audit
+    from service.db import make_engine, make_sessionmaker, transaction
+    from service.errors import PeilError
+    from service.results.service import build
+    from service.waves import service as waves
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            wave = waves.advance(session, waves.get(session, wave_id, for_update=True))
+            table = build(session, wave)
+            hidden = sum(cell.suppressed for cell in table.cells)
+            audit.record(session, "peil results rebuild", "results.rebuilt", wave.id, cells=len(table.cells))
+    except PeilError as exc:
+        typer.echo(f"peil: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"wave {wave_id}: result table rebuilt, {len(table.cells)} cells ({hidden} hidden), {len(table.flags)} flags"
+    )
 
 
 @app.command()

@@ -22,8 +22,9 @@ from service.forms.service import save_answers
 from service.instruments.loader import load_definitions
 from service.instruments.schema import Instrument, Item
 from service.keys import repository as keys
-from service.models import Invitation, Unit, Wave
+from service.models import Invitation, Unit, Wave, WaveResult
 from service.models.base import utcnow
+from service.results.service import install as install_results
 from service.units.schemas import UnitIn
 from service.units.service import upsert
 from service.waves import service as waves
@@ -125,6 +126,7 @@ def _links(session: Session, settings: Settings, wave: Wave, rows: list[dict[str
 def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[str]:
     rng = np.random.default_rng(seed)
     loaded = load_definitions(settings.definitions_dir)
+    install_results(loaded)  # closing the demo wave below builds its result table, as a close by the API does
     full, pulse = loaded[("career-safety", 1)].instrument, loaded[("career-pulse", 1)].instrument
     engine = make_engine(settings.database_url)
     factory = make_sessionmaker(engine)
@@ -161,6 +163,7 @@ def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[st
             )
             waves.open_wave(session, wave, now)
             links = _links(session, settings, wave, _participants(rng, sizes))
+            session.flush()  # the wave's attribute values, before the close below reloads the wave
             invitations = {
                 i.token_hash: i for i in session.scalars(select(Invitation).where(Invitation.wave_id == wave.id))
             }
@@ -186,6 +189,7 @@ def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[st
                 )
             waves.close_wave(session, wave, utcnow())
             closed_id = wave.id
+            built = session.get(WaveResult, wave.id) is not None
             pulse_wave = waves.create(
                 session,
                 WaveCreate(
@@ -202,7 +206,8 @@ def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[st
             waves.open_wave(session, pulse_wave, now)
         yield (
             f"Demo organisation: {len(units)} units, {len(teams)} teams, {sum(sizes.values())} participants; "
-            f"wave {closed_id} (career-safety) closed with results."
+            f"wave {closed_id} (career-safety) closed "
+            + ("with results." if built else "but its results could not be built (see the log).")
         )
         yield f"Teams low on psychological safety: {', '.join(sorted(low_safety))}"
         yield f"Teams with strong mobility barriers: {', '.join(sorted(high_barriers))}"

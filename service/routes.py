@@ -10,6 +10,7 @@ from service.exports.endpoints import router as exports
 from service.health import router as health
 from service.instruments.endpoints import router as instruments
 from service.keys.endpoints import router as keys
+from service.results.endpoints import router as results
 from service.units.endpoints import router as units
 from service.waves.endpoints import router as waves
 
@@ -18,6 +19,6 @@ API = "/api/v1"
 
 def include_routers(app: FastAPI) -> None:
     app.include_router(health)
-    for router in (instruments, units, waves, keys, audit, exports):
+    for router in (instruments, units, waves, results, keys, audit, exports):
         app.include_router(router, prefix=API)
     forms.install(app)

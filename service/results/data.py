@@ -20,12 +20,6 @@ def org_tree(tree: Tree) -> OrgTree:
 def load_wave_data(session: Session, wave: Wave, spec: InstrumentSpec, tree: Tree) -> WaveData:
     """Every complete response of ``wave`` and its invitations per unit, as arrays over ``tree``."""
     position = {unit_id: i for i, unit_id in enumerate(tree.ids)}
-    # Attribute values in sorted order, as recorded per wave at upload (invitations keep theirs sealed under the
-    # token, so invitations are counted per unit only).
-    values = {
-        name: {v: k for k, v in enumerate(sorted(map(str, wave.attribute_values.get(name, ()))))}
-        for name in wave.attributes
-    }
     invited = np.zeros(len(tree.keys), dtype=np.int64)
     for unit_id, count in session.execute(
         select(Invitation.unit_id, func.count()).where(Invitation.wave_id == wave.id).group_by(Invitation.unit_id)
@@ -37,6 +31,18 @@ def load_wave_data(session: Session, wave: Wave, spec: InstrumentSpec, tree: Tre
         .where(Response.wave_id == wave.id, Response.complete.is_(True))
         .order_by(Response.id)  # random ids: a stable order that says nothing about who answered when
     ).all()
+    # Attribute values in sorted order, as recorded per wave at upload (invitations keep theirs sealed under the
+    # token, so invitations are counted per unit only), with any value a response carries: every respondent has a
+    # column, whatever the upload record says.
+    values = {
+        name: {
+            v: k
+            for k, v in enumerate(
+                sorted({str(v) for v in wave.attribute_values.get(name, ())} | {str(a[name]) for _, a, _ in rows})
+            )
+        }
+        for name in wave.attributes
+    }
     n = len(rows)
     items = spec.items
     column = {item.id: j for j, item in enumerate(items)}

@@ -14,6 +14,8 @@ from service.auth import HR, Reader
 from service.db import SessionDep
 from service.deps import InstrumentsDep, SettingsDep, wants_csv
 from service.errors import Unprocessable
+from service.results import tabular
+from service.results.tabular import CSV_RESPONSE
 from service.waves import service
 from service.waves.participation import participation as participation_of
 from service.waves.schemas import Link, LinksOut, Participation, Wave, WaveCreate, WaveList, WaveUpdate
@@ -155,7 +157,13 @@ def _json_rows(body: bytes) -> list[dict[str, Any]]:
     return [row if isinstance(row, dict) else {"unit_key": None} for row in rows]
 
 
-@router.get("/waves/{wave_id}/participation", summary="Participation per unit", responses=ERRORS)
-def get_participation(wave_id: int, _key: Reader, session: SessionDep) -> Participation:
-    """Invited, responded and rate per unit, rolled up the tree; only units with at least min_group_size invited."""
-    return participation_of(session, service.advance(session, service.get(session, wave_id)))
+@router.get(
+    "/waves/{wave_id}/participation",
+    summary="Participation per unit",
+    response_model=Participation,
+    responses={**ERRORS, **CSV_RESPONSE},
+)
+def get_participation(wave_id: int, _key: Reader, session: SessionDep, request: Request) -> Participation | Response:
+    """Invited, responded and rate per unit, rolled up, under the results' guard (JSON, or CSV on request)."""
+    out = participation_of(session, service.advance(session, service.get(session, wave_id)))
+    return tabular.participation(out) if wants_csv(request) else out

@@ -23,6 +23,11 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/waves/{wave_id}/close"): {"hr"},
     ("POST", "/api/v1/waves/{wave_id}/participants"): {"hr"},
     ("GET", "/api/v1/waves/{wave_id}/participation"): {"hr", "dashboard"},
+    ("GET", "/api/v1/waves/{wave_id}/results"): {"hr", "dashboard"},
+    ("GET", "/api/v1/waves/{wave_id}/heatmap"): {"hr", "dashboard"},
+    ("GET", "/api/v1/waves/{wave_id}/flags"): {"hr", "dashboard"},
+    ("GET", "/api/v1/waves/{wave_id}/comments"): {"hr"},
+    ("GET", "/api/v1/units/{unit_key}/trend"): {"hr", "dashboard"},
     ("GET", "/api/v1/keys"): {"admin"},
     ("POST", "/api/v1/keys"): {"admin"},
     ("DELETE", "/api/v1/keys/{key_id}"): {"admin"},
@@ -48,7 +53,7 @@ def test_matrix_names_every_route(app) -> None:
 
 
 def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -> int:
-    url = path.format(slug="career-safety", version=1, wave_id=999999, key_id=999999)
+    url = path.format(slug="career-safety", version=1, wave_id=999999, key_id=999999, unit_key="no-such-unit")
     return client.request(method, url, headers=headers, json={}).status_code
 
 

@@ -14,7 +14,7 @@ from service import links
 from service.db import transaction
 from service.models import Invitation, Wave
 from service.waves import service as waves
-from tests.factories import create_wave, invite, make_key, open_wave, put_tree, wave_body
+from tests.factories import create_wave, invite, make_key, open_wave, put_tree, small_tree, wave_body
 
 
 @pytest.fixture
@@ -156,10 +156,15 @@ def test_participation_rolls_up_and_hides_small_units(client: TestClient, hr) ->
     open_wave(client, hr, wave["id"])
     body = client.get(f"/api/v1/waves/{wave['id']}/participation", headers=make_key(client.app, "dashboard")).json()
     rows = {r["unit_key"]: r for r in body["units"]}
-    assert rows["team1"]["invited"] == 6 and rows["team1"]["responded"] == 0 and rows["team1"]["rate"] == 0
-    assert rows["dep1"]["invited"] == 12
-    assert rows["org"]["invited"] == 20
-    assert rows["team4"]["suppressed"] is True and rows["team4"]["invited"] is None
+    assert set(rows) == {u["key"] for u in small_tree()}  # every unit has a row: hidden ones say so
+    invited = {"team1": 6, "team2": 6, "team3": 6, "team4": 2, "dep1": 12, "dep2": 8, "div1": 20, "org": 20}
+    for key, row in rows.items():  # the guard decides what is shown (results' rules); what is shown is right
+        if row["suppressed"]:
+            assert row["invited"] is None and row["responded"] is None and row["reason"]
+        else:
+            assert (row["invited"], row["responded"], row["rate"]) == (invited[key], 0, 0)
+    assert any(not row["suppressed"] for row in rows.values())
+    assert rows["team4"]["suppressed"] is True and rows["team4"]["reason"] == "primary"
 
 
 def test_window_end_in_the_past_cannot_open(client: TestClient, hr, app) -> None:

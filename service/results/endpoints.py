@@ -1,0 +1,111 @@
+"""Results of closed waves: the unit's cells, the heatmap, flags, comments and trends, in JSON or CSV."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from service.auth import HR, Reader
+from service.db import SessionDep
+from service.deps import InstrumentsDep, wants_csv
+from service.results import published, schemas, tabular
+from service.results.service import stored_table
+from service.waves import service as waves
+
+router = APIRouter(tags=["results"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no or unknown API key"},
+    403: {"description": "the key's role may not call this"},
+    404: {"description": "no such wave or unit, or no stored results"},
+    409: {"description": "the wave is not closed: results exist only for closed waves"},
+}
+UnitKey = Annotated[str | None, Query(max_length=100, description="a unit's key; default: the organisation(s)")]
+
+
+@router.get(
+    "/waves/{wave_id}/results",
+    summary="A unit's results, optionally cut by one attribute",
+    response_model=schemas.Results,
+    responses={**ERRORS, 422: {"description": "unknown attribute"}, **tabular.CSV_RESPONSE},
+)
+def get_results(
+    wave_id: int,
+    _key: Reader,
+    session: SessionDep,
+    request: Request,
+    unit: UnitKey = None,
+    by: Annotated[str | None, Query(max_length=40, description="one of the wave's attributes")] = None,
+) -> schemas.Results | Response:
+    """The unit's total cell (n, constructs, items, eNPS, change) and with `by` its cuts; hidden cells marked."""
+    _wave, table = stored_table(session, wave_id)
+    out = published.results(table, unit, by)
+    return tabular.results(out) if wants_csv(request) else out
+
+
+@router.get(
+    "/waves/{wave_id}/heatmap",
+    summary="Units x constructs",
+    response_model=schemas.Heatmap,
+    responses={**ERRORS, **tabular.CSV_RESPONSE},
+)
+def get_heatmap(wave_id: int, _key: Reader, session: SessionDep, request: Request) -> schemas.Heatmap | Response:
+    """Every unit's mean, favourable share and n per construct; hidden cells say so and why."""
+    _wave, table = stored_table(session, wave_id)
+    out = published.heatmap(table)
+    return tabular.heatmap(out) if wants_csv(request) else out
+
+
+@router.get(
+    "/waves/{wave_id}/flags",
+    summary="Teams needing attention",
+    response_model=schemas.Flags,
+    responses={**ERRORS, **tabular.CSV_RESPONSE},
+)
+def get_flags(wave_id: int, _key: Reader, session: SessionDep, request: Request) -> schemas.Flags | Response:
+    """Each flag's unit, construct, rule, severity, evidence and message (Dutch and English)."""
+    _wave, table = stored_table(session, wave_id)
+    out = published.flags(table)
+    return tabular.flags(out) if wants_csv(request) else out
+
+
+@router.get(
+    "/waves/{wave_id}/comments",
+    summary="Free-text answers of a unit",
+    response_model=schemas.Comments,
+    responses={**ERRORS, **tabular.CSV_RESPONSE},
+)
+def get_comments(
+    wave_id: int, _key: HR, session: SessionDep, request: Request, unit: UnitKey = None
+) -> schemas.Comments | Response:
+    """Free text only for groups of at least twice the minimum group size, shuffled, without metadata."""
+    _wave, table = stored_table(session, wave_id)
+    out = published.comments(table, unit)
+    return tabular.comments(out) if wants_csv(request) else out
+
+
+@router.get(
+    "/units/{unit_key}/trend",
+    summary="A construct over closed waves",
+    response_model=schemas.Trend,
+    responses={
+        401: ERRORS[401],
+        403: ERRORS[403],
+        404: {"description": "no such unit"},
+        422: {"description": "no instrument has the construct"},
+        **tabular.CSV_RESPONSE,
+    },
+)
+def get_trend(
+    unit_key: str,
+    construct: Annotated[str, Query(min_length=1, max_length=64)],
+    _key: Reader,
+    session: SessionDep,
+    request: Request,
+    instruments: InstrumentsDep,
+) -> schemas.Trend | Response:
+    """The construct in the unit, wave by wave (oldest first), each point as that wave's table published it."""
+    waves.advance_all(session)
+    out = published.trend(session, unit_key, construct, instruments)
+    return tabular.trend(out) if wants_csv(request) else out

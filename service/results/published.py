@@ -1,0 +1,194 @@
+"""Slices of a stored result table, as API models: every query reads the one table, nothing is recomputed."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from scoring import ResultCell, ResultTable
+from service.errors import NotFound, Unprocessable
+from service.models import Unit, Wave
+from service.results import schemas
+from service.results.schemas import plain
+from service.results.service import Instruments, table_of
+
+
+def _infos(table: ResultTable) -> tuple[list[schemas.ConstructInfo], list[schemas.ItemInfo]]:
+    constructs = [schemas.ConstructInfo.model_validate(plain(c)) for c in table.constructs]
+    items = [schemas.ItemInfo.model_validate(plain(i)) for i in table.items]
+    return constructs, items
+
+
+def cell(c: ResultCell) -> schemas.Cell:
+    return schemas.Cell.model_validate(c.to_dict())
+
+
+def _units(table: ResultTable, unit: str | None) -> list[str]:
+    """The asked unit, or the roots of the tree (the organisations) when none is asked."""
+    if unit is None:
+        return [u.key for u in table.units if u.parent is None]
+    if unit not in {u.key for u in table.units}:
+        raise NotFound(f"no unit {unit!r} in the results of wave {table.wave_id}")
+    return [unit]
+
+
+def results(table: ResultTable, unit: str | None, by: str | None) -> schemas.Results:
+    """The unit's total cell and, with ``by``, its cuts by that one attribute (rule 4: one attribute at a time)."""
+    names = [a.name for a in table.attributes]
+    if by is not None and by not in names:
+        known = ", ".join(names) or "none"
+        raise Unprocessable(
+            f"wave {table.wave_id} cannot be cut by {by!r}; its attributes: {known}",
+            details=[{"field": "by", "reason": "not an attribute of this wave"}],
+        )
+    parents = {u.key: u.parent for u in table.units}
+    shown = _units(table, unit)
+    units = [
+        schemas.UnitResults(
+            unit=key,
+            parent=parents[key],
+            total=cell(table.cell(key)),
+            cuts=[cell(c) for c in table.cuts(key, by)] if by is not None else [],
+            changes=[schemas.Change.model_validate(plain(c)) for c in table.changes if c.unit == key],
+        )
+        for key in shown
+    ]
+    constructs, items = _infos(table)
+    return schemas.Results(
+        wave_id=table.wave_id,
+        instrument=table.instrument,
+        version=table.version,
+        min_group_size=table.min_group_size,
+        previous_wave_id=table.previous_wave_id,
+        by=by,
+        constructs=constructs,
+        items=items,
+        units=units,
+        reliability=[schemas.Reliability.model_validate(plain(r)) for r in table.reliability if r.unit in shown],
+    )
+
+
+def heatmap(table: ResultTable) -> schemas.Heatmap:
+    """Every unit x every construct: mean, favourable share and n, or the hidden mark and its reason."""
+    rows = []
+    for info in table.units:
+        total = table.cell(info.key)
+        if total.suppressed:
+            figures = [
+                schemas.HeatmapCell(
+                    construct=c.id, n=None, mean=None, favourable=None, suppressed=True, reason=total.reason
+                )
+                for c in table.constructs
+            ]
+        else:
+            by_id = {f.construct: f for f in total.constructs}
+            figures = [
+                schemas.HeatmapCell(
+                    construct=c.id,
+                    n=by_id[c.id].n,
+                    mean=by_id[c.id].mean,
+                    favourable=by_id[c.id].favourable,
+                    suppressed=False,
+                    reason=None,
+                )
+                for c in table.constructs
+            ]
+        rows.append(
+            schemas.HeatmapRow(
+                unit=info.key,
+                parent=info.parent,
+                n=total.n,
+                suppressed=total.suppressed,
+                reason=total.reason,
+                constructs=figures,
+            )
+        )
+    constructs, _items = _infos(table)
+    return schemas.Heatmap(
+        wave_id=table.wave_id, min_group_size=table.min_group_size, constructs=constructs, units=rows
+    )
+
+
+def flags(table: ResultTable) -> schemas.Flags:
+    return schemas.Flags(wave_id=table.wave_id, flags=[schemas.Flag.model_validate(f.to_dict()) for f in table.flags])
+
+
+def comments(table: ResultTable, unit: str | None) -> schemas.Comments:
+    """Free texts under rule 6, as the table decided them: groups of at least 2k, shuffled, no metadata."""
+    shown = _units(table, unit)
+    stored = {c.unit: c for c in table.comments}
+    units = []
+    for key in shown:
+        found = stored.get(key)
+        if found is None:  # the table has no free text for the unit at all: nobody wrote any
+            units.append(schemas.UnitComments(unit=key, suppressed=True, reason="empty", items=[]))
+            continue
+        units.append(
+            schemas.UnitComments(
+                unit=key,
+                suppressed=found.suppressed,
+                reason=found.reason,
+                items=[]
+                if found.suppressed
+                else [schemas.CommentGroup(item=g.item, texts=list(g.texts)) for g in found.items],
+            )
+        )
+    return schemas.Comments(wave_id=table.wave_id, min_group_size=table.min_group_size, units=units)
+
+
+def trend(session: Session, unit: str, construct: str, instruments: Instruments) -> schemas.Trend:
+    """The construct in the unit over every closed wave whose instrument has it, oldest first, each point read
+    from that wave's own stored table (so it shows exactly what that wave published)."""
+    having = {key for key, loaded in instruments.items() if construct in {c.id for c in loaded.instrument.constructs}}
+    if not having:
+        known = sorted({c.id for loaded in instruments.values() for c in loaded.instrument.constructs})
+        raise Unprocessable(
+            f"no instrument has a construct {construct!r}; known: {', '.join(known)}",
+            details=[{"field": "construct", "reason": "unknown construct"}],
+        )
+    waves = [
+        w
+        for w in session.scalars(select(Wave).where(Wave.state == "closed").order_by(Wave.closes_at, Wave.id))
+        if (w.instrument, w.version) in having
+    ]
+    points = []
+    known_unit = session.scalar(select(Unit.id).where(Unit.key == unit)) is not None
+    for wave in waves:
+        table = table_of(session, wave)
+        base = {
+            "wave_id": wave.id,
+            "wave": wave.name,
+            "instrument": wave.instrument,
+            "version": wave.version,
+            "closed_at": wave.closed_at or wave.closes_at,
+        }
+        blank = {"n": None, "mean": None, "ci_low": None, "ci_high": None, "favourable": None, "index": None}
+        if table is None:
+            points.append(schemas.TrendPoint(**base, **blank, suppressed=True, reason="not_built"))
+            continue
+        try:
+            total = table.cell(unit)
+        except KeyError:  # the unit did not exist then: nobody answered in it
+            points.append(schemas.TrendPoint(**base, **blank, suppressed=True, reason="empty"))
+            continue
+        known_unit = True
+        figures = total.construct(construct)
+        if total.suppressed or figures is None:
+            points.append(schemas.TrendPoint(**base, **blank, suppressed=True, reason=total.reason or "empty"))
+            continue
+        points.append(
+            schemas.TrendPoint(
+                **base,
+                n=figures.n,
+                mean=figures.mean,
+                ci_low=figures.ci_low,
+                ci_high=figures.ci_high,
+                favourable=figures.favourable,
+                index=figures.index,
+                suppressed=False,
+                reason=None,
+            )
+        )
+    if not known_unit:
+        raise NotFound(f"no unit {unit!r}")
+    return schemas.Trend(unit=unit, construct=construct, points=points)

@@ -1,0 +1,219 @@
+"""Results out of the API: pydantic mirrors of the stored ``scoring.ResultTable``, so the OpenAPI schema is exact."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+# "construct" (the domain's word for a scale) is a field of the JSON; in Python it is ``construct_id``, because
+# ``BaseModel.construct`` is pydantic's own (v1's name of ``model_construct``).
+
+REASON = (
+    "why a cell is hidden: primary (rests on 1 to k-1 respondents), complementary (hidden so a small cell "
+    "cannot be recovered by subtraction), range (hidden so the scale's bounds cannot pin a hidden mean), "
+    "empty (nobody); null when published"
+)
+
+
+class ConstructInfo(BaseModel):
+    id: str
+    scale: str
+    min: int
+    max: int
+    favourable_min: float
+    items: list[str]
+
+
+class ItemInfo(BaseModel):
+    """An item with a distribution; ``points`` label the entries of ``counts`` in every cell."""
+
+    id: str
+    type: str
+    construct_id: str | None = Field(alias="construct")
+    points: list[str]
+
+
+class ConstructFigures(BaseModel):
+    construct_id: str = Field(alias="construct")
+    n: int
+    mean: float | None
+    sd: float | None
+    ci_low: float | None = Field(description="t-interval, 95 %")
+    ci_high: float | None
+    favourable: float | None = Field(description="share of respondents in the top two boxes")
+    favourable_low: float | None = Field(description="Wilson interval, 95 %")
+    favourable_high: float | None
+    index: float | None = Field(description="100 (mean - min) / (max - min)")
+
+
+class ItemFigures(BaseModel):
+    item: str
+    n: int
+    counts: list[int]
+    mean: float | None
+
+
+class Enps(BaseModel):
+    n: int
+    score: float | None
+    ci_low: float | None
+    ci_high: float | None
+    promoters: int
+    passives: int
+    detractors: int
+
+
+class Cell(BaseModel):
+    """A unit rolled up (``attribute`` null) or a unit cut by one attribute value. Hidden: no numbers at all."""
+
+    unit: str
+    attribute: str | None
+    value: str | None
+    n: int | None
+    suppressed: bool
+    reason: str | None = Field(description=REASON)
+    constructs: list[ConstructFigures]
+    items: list[ItemFigures]
+    enps: Enps | None
+
+
+class Change(BaseModel):
+    """The unit's construct against the previous wave (Welch or eNPS z test, Benjamini-Hochberg adjusted)."""
+
+    construct_id: str = Field(alias="construct")
+    suppressed: bool
+    reason: str | None
+    test: str
+    n: int | None
+    mean: float | None
+    previous_n: int | None
+    previous_mean: float | None
+    difference: float | None
+    statistic: float | None
+    df: float | None
+    p: float | None
+    p_adjusted: float | None
+    significant: bool | None
+
+
+class UnitResults(BaseModel):
+    unit: str
+    parent: str | None
+    total: Cell
+    cuts: list[Cell] = Field(description="the unit cut by each value of `by`, in the order of the values")
+    changes: list[Change]
+
+
+class Reliability(BaseModel):
+    unit: str
+    construct_id: str = Field(alias="construct")
+    suppressed: bool
+    n: int | None
+    items: int
+    alpha: float | None
+    ci_low: float | None
+    ci_high: float | None
+    method: str
+    rwg: float | None
+    icc1: float | None
+    teams: int | None
+
+
+class Results(BaseModel):
+    wave_id: int
+    instrument: str
+    version: int
+    min_group_size: int
+    previous_wave_id: int | None
+    by: str | None
+    constructs: list[ConstructInfo]
+    items: list[ItemInfo]
+    units: list[UnitResults]
+    reliability: list[Reliability] = Field(description="internal consistency, for the organisation units shown")
+
+
+class HeatmapCell(BaseModel):
+    construct_id: str = Field(alias="construct")
+    n: int | None
+    mean: float | None
+    favourable: float | None
+    suppressed: bool
+    reason: str | None = Field(description=REASON)
+
+
+class HeatmapRow(BaseModel):
+    unit: str
+    parent: str | None
+    n: int | None
+    suppressed: bool
+    reason: str | None = Field(description=REASON)
+    constructs: list[HeatmapCell]
+
+
+class Heatmap(BaseModel):
+    wave_id: int
+    min_group_size: int
+    constructs: list[ConstructInfo]
+    units: list[HeatmapRow]
+
+
+class Flag(BaseModel):
+    unit: str
+    construct_id: str | None = Field(alias="construct")
+    rule: str = Field(description="below, below_org, decline, barrier or participation")
+    severity: str
+    evidence: dict[str, float | int | str | None]
+    message_nl: str
+    message_en: str
+
+
+class Flags(BaseModel):
+    wave_id: int
+    flags: list[Flag]
+
+
+class CommentGroup(BaseModel):
+    item: str
+    texts: list[str] = Field(description="shuffled, without metadata")
+
+
+class UnitComments(BaseModel):
+    unit: str
+    suppressed: bool
+    reason: str | None = Field(description=f"{REASON}; comments need at least twice the minimum group size")
+    items: list[CommentGroup]
+
+
+class Comments(BaseModel):
+    wave_id: int
+    min_group_size: int
+    units: list[UnitComments]
+
+
+class TrendPoint(BaseModel):
+    wave_id: int
+    wave: str
+    instrument: str
+    version: int
+    closed_at: datetime | None
+    n: int | None
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+    favourable: float | None
+    index: float | None
+    suppressed: bool
+    reason: str | None = Field(description=f"{REASON}; not_built: the wave's table is not stored")
+
+
+class Trend(BaseModel):
+    unit: str
+    construct_id: str = Field(alias="construct")
+    points: list[TrendPoint] = Field(description="closed waves whose instrument has the construct, oldest first")
+
+
+def plain(obj: Any) -> dict[str, Any]:
+    """A frozen dataclass of ``scoring.tables`` as a dict for these models (tuples become lists on validation)."""
+    return dict(obj.__dict__)

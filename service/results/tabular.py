@@ -1,0 +1,118 @@
+"""The CSV form of every results answer: one row per cell, unit, flag, text or point; a hidden one is a row too,
+with ``suppressed`` true, its reason, and empty figures (never a zero, never a missing row)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fastapi import Response
+
+from service.results import schemas
+from service.waves.schemas import Participation
+
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "JSON, or CSV with Accept: text/csv"}
+}
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+_CONSTRUCT_FIELDS = ("n", "mean", "sd", "ci_low", "ci_high", "favourable", "favourable_low", "favourable_high")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str) and value[:1] in _FORMULA:  # free text opened in a spreadsheet must stay text
+        return "'" + value
+    return str(value)
+
+
+def render(header: Sequence[str], rows: Iterable[Sequence[Any]], filename: str) -> Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([_text(v) for v in row] for row in rows)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", filename)  # unit keys are HR's own: keep the header plain ASCII
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{safe}"'},
+    )
+
+
+def results(out: schemas.Results) -> Response:
+    """One row per cell (each unit's total, then its cuts); per construct its figures, then eNPS."""
+    constructs = [c.id for c in out.constructs]
+    header = ["unit", "attribute", "value", "n", "suppressed", "reason"]
+    header += [f"{c}_{field}" for c in constructs for field in _CONSTRUCT_FIELDS]
+    header += ["enps_n", "enps", "enps_ci_low", "enps_ci_high"]
+    rows = []
+    for unit in out.units:
+        for cell in (unit.total, *unit.cuts):
+            figures = {f.construct_id: f for f in cell.constructs}
+            row: list[Any] = [cell.unit, cell.attribute, cell.value, cell.n, cell.suppressed, cell.reason]
+            for c in constructs:
+                f = figures.get(c)
+                row += [None if f is None else getattr(f, field) for field in _CONSTRUCT_FIELDS]
+            e = cell.enps
+            row += [None, None, None, None] if e is None else [e.n, e.score, e.ci_low, e.ci_high]
+            rows.append(row)
+    return render(header, rows, f"wave-{out.wave_id}-results.csv")
+
+
+def heatmap(out: schemas.Heatmap) -> Response:
+    header = ["unit", "parent", "construct", "n", "mean", "favourable", "suppressed", "reason"]
+    rows = [
+        [u.unit, u.parent, c.construct_id, c.n, c.mean, c.favourable, c.suppressed, c.reason]
+        for u in out.units
+        for c in u.constructs
+    ]
+    return render(header, rows, f"wave-{out.wave_id}-heatmap.csv")
+
+
+def flags(out: schemas.Flags) -> Response:
+    header = ["unit", "construct", "rule", "severity", "evidence", "message_nl", "message_en"]
+    rows = [
+        [f.unit, f.construct_id, f.rule, f.severity, json.dumps(f.evidence, sort_keys=True), f.message_nl, f.message_en]
+        for f in out.flags
+    ]
+    return render(header, rows, f"wave-{out.wave_id}-flags.csv")
+
+
+def comments(out: schemas.Comments) -> Response:
+    """One row per text; a unit whose texts are withheld is one row without text."""
+    header = ["unit", "item", "text", "suppressed", "reason"]
+    rows: list[list[Any]] = []
+    for unit in out.units:
+        if unit.suppressed:
+            rows.append([unit.unit, None, None, True, unit.reason])
+            continue
+        rows += [[unit.unit, g.item, text, False, None] for g in unit.items for text in g.texts]
+    return render(header, rows, f"wave-{out.wave_id}-comments.csv")
+
+
+def trend(out: schemas.Trend) -> Response:
+    header = ["unit", "construct", "wave_id", "wave", "instrument", "version", "closed_at"]
+    header += ["n", "mean", "ci_low", "ci_high", "favourable", "index", "suppressed", "reason"]
+    rows: list[list[Any]] = []
+    for p in out.points:
+        closed_at = p.closed_at.isoformat() if p.closed_at else None
+        rows.append([out.unit, out.construct_id, p.wave_id, p.wave, p.instrument, p.version, closed_at])
+        rows[-1].extend([p.n, p.mean, p.ci_low, p.ci_high, p.favourable, p.index, p.suppressed, p.reason])
+    return render(header, rows, f"unit-{out.unit}-{out.construct_id}-trend.csv")
+
+
+def participation(out: Participation) -> Response:
+    header = ["unit", "name", "parent", "invited", "responded", "rate", "suppressed", "reason"]
+    rows = [
+        [u.unit_key, u.name, u.parent_key, u.invited, u.responded, u.rate, u.suppressed, u.reason] for u in out.units
+    ]
+    return render(header, rows, f"wave-{out.wave_id}-participation.csv")
