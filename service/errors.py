@@ -60,6 +60,10 @@ class Unavailable(PeilError):
     status, code = 503, "unavailable"
 
 
+class BodyTooLarge(Exception):
+    """Raised by the body-limit middleware while a body is being read; becomes 413 however it surfaces."""
+
+
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if details:
@@ -116,6 +120,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         status, headers = exc.status_code, exc.headers
+        if status == 400 and isinstance(exc.__cause__, BodyTooLarge):  # FastAPI wraps errors of reading a body
+            return JSONResponse(error_body("payload_too_large", "the request body is too large"), status_code=413)
         if status == 400:  # FastAPI's "error parsing the body" (e.g. bytes that are not UTF-8 JSON): bad input
             return JSONResponse(error_body("invalid", "the request body cannot be read"), status_code=422)
         if status == 405:
