@@ -221,10 +221,11 @@ class _Link:
 
 
 def _open_link(request: Request, session: SessionDep, token: str) -> _Link | None:
-    invitation = service.find_invitation(session, token)
-    if invitation is None:
+    found = service.find_invitation_and_wave(session, token)  # one round trip for both
+    if found is None:
         return None
-    wave = waves.advance(session, waves.get(session, invitation.wave_id))
+    invitation, wave = found
+    wave = waves.advance(session, wave)
     instrument: Instrument = request.app.state.instruments[(wave.instrument, wave.version)].instrument
     return _Link(invitation, wave, instrument)
 

@@ -128,6 +128,18 @@ def find_invitation(session: Session, token: str) -> Invitation | None:
     return session.scalar(select(Invitation).where(Invitation.token_hash == links.token_hash(token)))
 
 
+def find_invitation_and_wave(session: Session, token: str) -> tuple[Invitation, Wave] | None:
+    """The invitation behind a link token and its wave, in one query, or None."""
+    if not links.plausible(token):
+        return None
+    row = session.execute(
+        select(Invitation, Wave)
+        .join(Wave, Wave.id == Invitation.wave_id)
+        .where(Invitation.token_hash == links.token_hash(token))
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
 def find_response(session: Session, *, token: str, secret: bytes) -> Response | None:
     return session.scalar(select(Response).where(Response.token_mac == links.token_mac(secret, token)))
 
