@@ -2,15 +2,96 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class _WriteLock:
+    """One writer at a time on a SQLite file, across threads (a lock) and worker processes (flock on a file).
+
+    SQLite's own busy handler makes a waiting writer sleep and poll, with sleeps growing to 100 ms: under
+    load the lock is free most of the time while writers sleep, and an unlucky one waits for seconds. Here a
+    waiter blocks in the kernel and wakes the moment the lock is released; SQLite's lock is then free.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._thread_lock = threading.Lock()
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def acquire(self) -> None:
+        if not self._thread_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            # What SQLite itself would say after its busy timeout; the error handler answers 503.
+            raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._thread_lock.release()
+
+
+_write_locks: dict[str, _WriteLock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def _write_lock(database: str) -> _WriteLock:
+    path = os.path.realpath(database)
+    with _write_locks_guard:
+        if path not in _write_locks:
+            _write_locks[path] = _WriteLock(path + ".peil-lock")
+        return _write_locks[path]
+
+
+class _LockingConnection(sqlite3.Connection):
+    """A SQLite connection that holds its file's write lock from BEGIN until the transaction has ended."""
+
+    write_lock: _WriteLock | None = None
+    _holding = False
+
+    def hold_write_lock(self) -> None:
+        lock = self.write_lock
+        if lock is not None and not self._holding:
+            lock.acquire()
+            self._holding = True
+
+    def let_go(self) -> None:
+        if self._holding and self.write_lock is not None:
+            self._holding = False
+            self.write_lock.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            if not self.in_transaction:
+                self.let_go()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.let_go()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.let_go()
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -18,16 +99,27 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
     SQLite runs in WAL mode with foreign keys on and a busy timeout, and every transaction starts with
     ``BEGIN IMMEDIATE``: it takes the write lock up front, so two workers that read and then write never
-    deadlock on the upgrade from a read to a write lock ("database is locked"); they queue instead.
+    deadlock on the upgrade from a read to a write lock ("database is locked"); they queue instead, on a
+    file lock that wakes the next writer at once (see ``_WriteLock``).
     """
     if url.startswith("sqlite"):
+        database = make_url(url).database or ""
+        file_backed = database not in ("", ":memory:") and not database.startswith("file:")
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
+            url,
+            connect_args={
+                "check_same_thread": False,
+                "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                "factory": _LockingConnection,
+            },
+            **kwargs,
         )
+        lock = _write_lock(database) if file_backed else None
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
+            dbapi_connection.write_lock = lock
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
@@ -37,7 +129,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            raw = connection.connection.dbapi_connection
+            raw.hold_write_lock()
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                raw.let_go()
+                raise
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
