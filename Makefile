@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint browser bench clean
+.PHONY: run test lint browser bench bench-submit clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: $(TEST_STAMP) browser lint
 
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/scoring.py
+
+# Form submissions on SQLite and PostgreSQL against a minimal insert-only app (see README).
+bench-submit: $(TEST_STAMP)
+	$(BIN)/python benchmarks/submit.py
 
 clean:
 	rm -rf $(VENV) peil.db peil.db-wal peil.db-shm .pytest_cache .mypy_cache .ruff_cache
