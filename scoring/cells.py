@@ -139,6 +139,32 @@ def _one_hot(data: WaveData, items: tuple[ItemSpec, ...]) -> tuple[sparse.csr_ar
     return one_hot, offsets
 
 
+def _construct_figures(
+    cn: npt.NDArray[np.int64],
+    total: npt.NDArray[np.float64],
+    squares: npt.NDArray[np.float64],
+    fav: npt.NDArray[np.float64],
+    shift: npt.NDArray[np.float64],
+    bounds: npt.NDArray[np.float64],
+    out: npt.NDArray[np.float64],
+) -> None:
+    """Fill ``out`` (8, ..., C) with ``CONSTRUCT_FIELDS`` from counts, shifted sums and sums of squares.
+
+    Every cell of the table passes through here, so results go straight into ``out`` and the interval
+    functions work in place: fresh temporaries of this size cost more in page faults than in arithmetic.
+    """
+    mean, var = stats.moments(cn, total, squares)
+    mean += shift
+    out[0] = mean
+    sd = np.sqrt(var, out=out[1])
+    out[2], out[3] = stats.t_interval(mean, sd, cn)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.divide(fav, cn, out=out[4])
+    out[5], out[6] = stats.wilson_interval(fav, cn)
+    index = np.subtract(mean, bounds[:, 0], out=out[7])
+    index *= 100 / (bounds[:, 1] - bounds[:, 0])
+
+
 def cell_statistics(
     data: WaveData,
     scores: Scores | None = None,
@@ -205,7 +231,8 @@ def cell_statistics(
 
     n = np.rint(take(0, 1)[:, :, 0]).astype(np.int64)
     cn = np.rint(take(1, c)).astype(np.int64)
-    total, squares, fav = take(1 + c, c), take(1 + 2 * c, c), np.rint(take(1 + 3 * c, c)).astype(np.int64)
+    total, squares, fav_sum = take(1 + c, c), take(1 + 2 * c, c), take(1 + 3 * c, c)
+    fav = np.rint(fav_sum).astype(np.int64)
     at = 1 + 4 * c
     enps = None
     if scores.enps is not None:
@@ -218,19 +245,8 @@ def cell_statistics(
     with np.errstate(invalid="ignore", divide="ignore"):
         item_mean = np.where(scaled & (item_n > 0), take(at + len(items), len(items)) / item_n, np.nan)
 
-    # Derived figures, written straight into one (8, U, W, C) block: every cell of the table passes
-    # through here, so fresh temporaries (and their page faults) are kept few.
     construct_stats = np.empty((len(CONSTRUCT_FIELDS), u, w, c))
-    mean, var = stats.moments(cn, total, squares)
-    mean += shift
-    construct_stats[0] = mean
-    sd = np.sqrt(var, out=construct_stats[1])
-    construct_stats[2], construct_stats[3] = stats.t_interval(mean, sd, cn)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        np.divide(fav, cn, out=construct_stats[4])
-    construct_stats[5], construct_stats[6] = stats.wilson_interval(fav, cn)
-    index = np.subtract(mean, bounds[:, 0], out=construct_stats[7])
-    index *= 100 / (bounds[:, 1] - bounds[:, 0])
+    _construct_figures(cn, total, squares, fav_sum, shift, bounds, construct_stats)
     return CellStatistics(
         layout=cells,
         scores=scores,

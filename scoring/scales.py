@@ -123,14 +123,17 @@ def construct_scores(instrument: InstrumentSpec, answers: npt.ArrayLike) -> Scor
         if construct.scale == "nps" and enps_construct is None:
             enps_construct = j
     given = ~np.isnan(x)
-    recoded = np.where(flip & given, low + high - x, x)
-    answered = given.astype(np.float64) @ member
-    total = np.where(given, recoded, 0.0) @ member
+    filled = np.where(given, x, 0.0)
+    if flip.any():
+        flipped = np.flatnonzero(flip)
+        filled[:, flipped] = np.where(given[:, flipped], (low + high)[flipped] - filled[:, flipped], 0.0)
+    answered = given.astype(np.float32) @ member.astype(np.float32)  # whole counts: exact in float32
+    total = filled @ member
     with np.errstate(invalid="ignore", divide="ignore"):
         score = total / answered
     score[answered < minimum] = np.nan
     counted = ~np.isnan(score)
     minimum = np.array([con.favourable_min for con in instrument.constructs], dtype=np.float64)
-    favourable = counted & (np.nan_to_num(score, nan=-np.inf) >= minimum)
+    favourable = counted & (score >= minimum)  # NaN compares False
     enps = None if enps_construct is None else enps_category(score[:, enps_construct])
     return Scores(instrument.constructs, score, counted, favourable, enps, enps_construct)
