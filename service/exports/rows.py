@@ -10,11 +10,12 @@ column holds a group smaller than the wave's minimum, whatever produced it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -57,100 +58,165 @@ def _table(name: str, columns: Mapping[str, list[Any]]) -> pa.Table:
     return pa.Table.from_arrays([pa.array(columns[f.name], type=f.type) for f in schema], schema=schema)
 
 
-def _columns(name: str) -> dict[str, list[Any]]:
-    return {f.name: [] for f in SCHEMAS[name]}
-
-
 def _records(name: str, wave_id: int, records: Iterable[Mapping[str, Any]]) -> pa.Table:
-    columns = _columns(name)
-    for record in records:
-        for column, values in columns.items():
-            values.append(wave_id if column == "wave_id" else record.get(column))
-    return _table(name, columns)
+    """Rows from dicts (extra keys ignored, missing ones null), converted by pyarrow in one pass."""
+    schema = SCHEMAS[name]
+    body = pa.schema([f for f in schema if f.name != "wave_id"])
+    table = pa.Table.from_pylist(list(records), schema=body)
+    return table.add_column(0, schema.field("wave_id"), pa.array(np.full(table.num_rows, wave_id, dtype=np.int64)))
 
 
-def _depths(table: ResultTable) -> dict[str, int]:
+def _depths(units: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     depth: dict[str, int] = {}
-    for unit in table.units:  # parents come first
-        depth[unit.key] = 0 if unit.parent is None else depth[unit.parent] + 1
+    for unit in units:  # parents come first
+        depth[unit["key"]] = 0 if unit["parent"] is None else depth[unit["parent"]] + 1
     return depth
 
 
-def _cells(table: ResultTable) -> pa.Table:
-    constructs = [c.id for c in table.constructs]
-    nps = {c.id for c in table.constructs if c.scale == "nps"}
-    cols = _columns("cells")
-    key_cols = [cols["unit"], cols["attribute"], cols["value"], cols["construct"]]
-    flag_cols = [cols["suppressed"], cols["reason"], cols["n"], cols["construct_n"]]
-    stat_cols = [cols[f] for f in _CONSTRUCT_FIELDS]
-    enps_cols = [cols[f] for f in _ENPS_FIELDS]
-    blank_stats = (None,) * len(_CONSTRUCT_FIELDS)
-    blank_enps = (None,) * len(_ENPS_FIELDS)
-    for cell in table.cells:
-        keys = (cell.unit, cell.attribute or "", cell.value or "")
-        by_id = {c.construct: c for c in cell.constructs}
-        enps = cell.enps
-        for construct in constructs:
-            for col, v in zip(key_cols, (*keys, construct), strict=True):
-                col.append(v)
-            c = None if cell.suppressed else by_id.get(construct)
-            if c is None:
-                flags = (cell.suppressed, cell.reason, cell.n, None if cell.suppressed else 0)
-                stats: tuple[Any, ...] = blank_stats
-            else:
-                flags = (False, None, cell.n, c.n)
-                stats = (c.mean, c.sd, c.ci_low, c.ci_high, c.favourable, c.favourable_low, c.favourable_high, c.index)
-            for col, v in zip(flag_cols, flags, strict=True):
-                col.append(v)
-            for col, v in zip(stat_cols, stats, strict=True):
-                col.append(v)
-            e: tuple[Any, ...] = blank_enps
-            if enps is not None and construct in nps and not cell.suppressed:
-                e = (enps.n, enps.score, enps.ci_low, enps.ci_high, enps.promoters, enps.passives, enps.detractors)
-            for col, v in zip(enps_cols, e, strict=True):
-                col.append(v)
-    cols["wave_id"] = [table.wave_id] * len(cols["unit"])
-    return _table("cells", cols)
+_CELL = pa.struct(
+    [
+        pa.field("unit", pa.string()),
+        pa.field("attribute", pa.string()),
+        pa.field("value", pa.string()),
+        pa.field("n", pa.int64()),
+        pa.field("suppressed", pa.bool_()),
+        pa.field("reason", pa.string()),
+        pa.field(
+            "constructs",
+            pa.list_(
+                pa.struct(
+                    [pa.field("construct", pa.string()), pa.field("n", pa.int64())]
+                    + [pa.field(f, pa.float64()) for f in _CONSTRUCT_FIELDS]
+                )
+            ),
+        ),
+        pa.field(
+            "items",
+            pa.list_(
+                pa.struct(
+                    [
+                        pa.field("item", pa.string()),
+                        pa.field("n", pa.int64()),
+                        pa.field("counts", pa.list_(pa.int64())),
+                        pa.field("mean", pa.float64()),
+                    ]
+                )
+            ),
+        ),
+        pa.field(
+            "enps",
+            pa.struct(
+                [
+                    pa.field("n", pa.int64()),
+                    pa.field("score", pa.float64()),
+                    pa.field("ci_low", pa.float64()),
+                    pa.field("ci_high", pa.float64()),
+                    pa.field("promoters", pa.int64()),
+                    pa.field("passives", pa.int64()),
+                    pa.field("detractors", pa.int64()),
+                ]
+            ),
+        ),
+    ]
+)
+_ENPS_SOURCE = dict(
+    zip(_ENPS_FIELDS, ("n", "score", "ci_low", "ci_high", "promoters", "passives", "detractors"), strict=True)
+)
 
 
-def _distributions(table: ResultTable) -> pa.Table:
-    cols = _columns("distributions")
-    unit, attribute, value, item = cols["unit"], cols["attribute"], cols["value"], cols["item"]
-    n, counts, mean = cols["n"], cols["counts"], cols["mean"]
-    for cell in table.cells:
-        if cell.suppressed:  # the cells table says it is hidden; a hidden cell has no distributions
-            continue
-        a, v = cell.attribute or "", cell.value or ""
-        for i in cell.items:
-            unit.append(cell.unit)
-            attribute.append(a)
-            value.append(v)
-            item.append(i.item)
-            n.append(i.n)
-            counts.append(i.counts)
-            mean.append(i.mean)
-    cols["wave_id"] = [table.wave_id] * len(unit)
-    return _table("distributions", cols)
+def _blank(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """A unit's total has no attribute: '' rather than null, so that the column can be part of a key."""
+    return pc.fill_null(column, "")
 
 
-def wave_tables(table: ResultTable, info: WaveInfo) -> dict[str, pa.Table]:
-    """All exported tables of one wave, in a fixed row order (the result table's own order)."""
-    w = table.wave_id
-    depth = _depths(table)
-    out = {
+def _cells(wave_id: int, constructs: Sequence[Mapping[str, Any]], cells: pa.StructArray) -> pa.Table:
+    """One row per cell x construct; a hidden cell (no constructs) gives rows with null figures.
+
+    Vectorised: row r of cell i is construct j = r mod C; its figures are entry ``offset[i] + j`` of the
+    flattened construct lists (published cells list every construct, in the table's order), or null.
+    """
+    ids = [c["id"] for c in constructs]
+    n_cells, width = len(cells), len(ids)
+    lists = cells.field("constructs")
+    lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
+    flat = lists.flatten()
+    if not np.all((lengths == 0) | (lengths == width)) or flat.field("construct").to_pylist() != ids * int(
+        np.count_nonzero(lengths)
+    ):
+        raise ValueError("a published cell does not list every construct in the table's order")
+    cell_of = np.repeat(np.arange(n_cells, dtype=np.int64), width)
+    j = np.tile(np.arange(width, dtype=np.int64), n_cells)
+    published = ~cells.field("suppressed").to_numpy(zero_copy_only=False)
+    offsets = lists.offsets.to_numpy()[:-1]
+    has = published[cell_of] & (lengths[cell_of] == width)
+    source = pa.array(np.where(has, offsets[cell_of] + j, 0), mask=~has)
+    take_cell = pa.array(cell_of)
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {
+        "wave_id": pa.array(np.full(n_cells * width, wave_id, dtype=np.int64)),
+        "unit": cells.field("unit").take(take_cell),
+        "attribute": _blank(cells.field("attribute").take(take_cell)),
+        "value": _blank(cells.field("value").take(take_cell)),
+        "construct": pa.array(ids * n_cells, type=pa.string()),
+        "suppressed": cells.field("suppressed").take(take_cell),
+        "reason": cells.field("reason").take(take_cell),
+        "n": cells.field("n").take(take_cell),
+        "construct_n": flat.field("n").take(source),
+    }
+    for name in _CONSTRUCT_FIELDS:
+        columns[name] = flat.field(name).take(source)
+    nps = np.array([c["scale"] == "nps" for c in constructs], dtype=np.bool_)
+    enps = cells.field("enps")
+    with_enps = nps[j] & published[cell_of]
+    enps_source = pa.array(cell_of, mask=~with_enps)
+    for name, source_name in _ENPS_SOURCE.items():
+        columns[name] = enps.field(source_name).take(enps_source)
+    schema = SCHEMAS["cells"]
+    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
+
+
+def _distributions(wave_id: int, cells: pa.StructArray) -> pa.Table:
+    """One row per published cell x item with a distribution (a hidden cell has none: the cells say so)."""
+    lists = cells.field("items")
+    flat = lists.flatten()
+    cell_of = pc.list_parent_indices(lists)
+    columns = {
+        "wave_id": pa.array(np.full(len(flat), wave_id, dtype=np.int64)),
+        "unit": cells.field("unit").take(cell_of),
+        "attribute": _blank(cells.field("attribute").take(cell_of)),
+        "value": _blank(cells.field("value").take(cell_of)),
+        "item": flat.field("item"),
+        "n": flat.field("n"),
+        "counts": flat.field("counts"),
+        "mean": flat.field("mean"),
+    }
+    schema = SCHEMAS["distributions"]
+    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
+
+
+def wave_tables(table: ResultTable | Mapping[str, Any], info: WaveInfo) -> dict[str, pa.Table]:
+    """All exported tables of one wave, from its stored JSON form (``ResultTable.to_dict()``), in the table's
+    own row order. A ``ResultTable`` is turned into that form first."""
+    d: Mapping[str, Any] = table.to_dict() if isinstance(table, ResultTable) else table
+    w = int(d["wave_id"])
+    depth = _depths(d["units"])
+    cells = pa.array(d["cells"], type=_CELL)
+    if not isinstance(cells, pa.StructArray):
+        cells = cells.combine_chunks()  # type: ignore[union-attr]
+    previous = d["previous_wave_id"]
+    return {
         "waves": _records(
             "waves",
             w,
             [
                 {
                     "name": info.name,
-                    "instrument": table.instrument,
-                    "version": table.version,
-                    "min_group_size": table.min_group_size,
+                    "instrument": d["instrument"],
+                    "version": d["version"],
+                    "min_group_size": d["min_group_size"],
                     "opens_at": info.opens_at,
                     "closes_at": info.closes_at,
                     "closed_at": info.closed_at,
-                    "previous_wave_id": table.previous_wave_id,
+                    "previous_wave_id": previous,
                     "attributes": list(info.attributes),
                     "built_at": info.built_at,
                 }
@@ -160,8 +226,13 @@ def wave_tables(table: ResultTable, info: WaveInfo) -> dict[str, pa.Table]:
             "units",
             w,
             (
-                {"unit": u.key, "parent": u.parent, "name": info.unit_names.get(u.key), "depth": depth[u.key]}
-                for u in table.units
+                {
+                    "unit": u["key"],
+                    "parent": u["parent"],
+                    "name": info.unit_names.get(u["key"]),
+                    "depth": depth[u["key"]],
+                }
+                for u in d["units"]
             ),
         ),
         "instruments": _records(
@@ -169,10 +240,10 @@ def wave_tables(table: ResultTable, info: WaveInfo) -> dict[str, pa.Table]:
             w,
             [
                 {
-                    "instrument": table.instrument,
-                    "version": table.version,
+                    "instrument": d["instrument"],
+                    "version": d["version"],
                     "sha256": info.instrument_sha256,
-                    "constructs": [c.id for c in table.constructs],
+                    "constructs": [c["id"] for c in d["constructs"]],
                 }
             ],
         ),
@@ -180,52 +251,30 @@ def wave_tables(table: ResultTable, info: WaveInfo) -> dict[str, pa.Table]:
             "constructs",
             w,
             (
-                {
-                    "construct": c.id,
-                    "instrument": table.instrument,
-                    "version": table.version,
-                    "scale": c.scale,
-                    "min": c.min,
-                    "max": c.max,
-                    "favourable_min": c.favourable_min,
-                    "items": list(c.items),
-                }
-                for c in table.constructs
+                {**c, "construct": c["id"], "instrument": d["instrument"], "version": d["version"]}
+                for c in d["constructs"]
             ),
         ),
-        "items": _records(
-            "items",
-            w,
-            ({"item": i.id, "type": i.type, "construct": i.construct, "points": list(i.points)} for i in table.items),
-        ),
-        "cells": _cells(table),
-        "distributions": _distributions(table),
-        "reliability": _records("reliability", w, (r.__dict__ for r in table.reliability)),
-        "changes": _records(
-            "changes",
-            w,
-            ({**c.__dict__, "previous_wave_id": table.previous_wave_id} for c in table.changes),
-        ),
+        "items": _records("items", w, ({**i, "item": i["id"]} for i in d["items"])),
+        "cells": _cells(w, d["constructs"], cells),
+        "distributions": _distributions(w, cells),
+        "reliability": _records("reliability", w, d["reliability"]),
+        "changes": _records("changes", w, ({**c, "previous_wave_id": previous} for c in d["changes"])),
         "flags": _records(
             "flags",
             w,
             (
                 {
-                    "unit": f.unit,
-                    "construct": f.construct or "",
-                    "rule": f.rule,
-                    "option": str(f.evidence.get("option") or ""),
-                    "severity": f.severity,
-                    "evidence": json.dumps(dict(f.evidence), sort_keys=True, separators=(",", ":")),
-                    "message_nl": f.message_nl,
-                    "message_en": f.message_en,
+                    **f,
+                    "construct": f["construct"] or "",
+                    "option": str(f["evidence"].get("option") or ""),
+                    "evidence": json.dumps(f["evidence"], sort_keys=True, separators=(",", ":")),
                 }
-                for f in table.flags
+                for f in d["flags"]
             ),
         ),
-        "participation": _records("participation", w, (p.__dict__ for p in table.participation)),
+        "participation": _records("participation", w, d["participation"]),
     }
-    return out
 
 
 def check_safe(tables: Mapping[str, pa.Table], min_group_size: int) -> None:

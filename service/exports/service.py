@@ -8,6 +8,8 @@ left it; since the state only moves on success, the next run redoes what the fai
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -98,12 +100,20 @@ def plan(session: Session, target: str, *, full: bool = False, waves: Sequence[i
 
 
 def load_wave(session: Session, wave_id: int) -> tuple[dict[str, pa.Table], int, str]:
-    """The wave's exported tables (checked), its minimum group size and the ``built_at`` they come from."""
-    from service.results.service import stored_table
+    """The wave's exported tables (checked), its minimum group size and the ``built_at`` they come from.
 
-    wave, table = stored_table(session, wave_id)
-    built_at = session.scalar(select(WaveResult.built_at).where(WaveResult.wave_id == wave_id))
-    assert built_at is not None
+    It reads the stored JSON form of the result table, the one the API serves, straight from ``wave_results``:
+    the blob and its ``built_at`` in one statement, so that what is recorded as exported is what was read,
+    even if the wave is rebuilt meanwhile. Nothing is computed again.
+    """
+    stored = session.execute(
+        select(WaveResult.table, WaveResult.built_at).where(WaveResult.wave_id == wave_id)
+    ).one_or_none()
+    wave = session.get(Wave, wave_id)
+    if stored is None or wave is None or wave.state != "closed":
+        raise LookupError(f"wave {wave_id} has no stored results (deleted or reopened meanwhile)")
+    blob, built_at = stored
+    table = json.loads(gzip.decompress(blob))
     names = {key: name for key, name in session.execute(select(Unit.key, Unit.name))}
     sha = session.scalar(
         select(PublishedInstrument.sha256).where(
@@ -121,8 +131,8 @@ def load_wave(session: Session, wave_id: int) -> tuple[dict[str, pa.Table], int,
         instrument_sha256=sha,
     )
     tables = wave_tables(table, info)
-    check_safe(tables, table.min_group_size)
-    return tables, table.min_group_size, built_at.isoformat()
+    check_safe(tables, int(table["min_group_size"]))
+    return tables, int(table["min_group_size"]), built_at.isoformat()
 
 
 def _error_text(exc: BaseException, target: Target) -> str:
