@@ -105,38 +105,48 @@ class CellStatistics:
     construct_stats: npt.NDArray[np.float64]
     item_n: npt.NDArray[np.int64]
     item_mean: npt.NDArray[np.float64]
-    counts: npt.NDArray[np.int32]
+    counts: npt.NDArray[np.int64]
     enps: npt.NDArray[np.float64] | None
 
 
-def _one_hot(data: WaveData, items: tuple[ItemSpec, ...]) -> tuple[sparse.csr_array, npt.NDArray[np.int64]]:
-    """(R, T) indicator of each respondent's answer point / chosen options, and the items' offsets in T."""
+def _direct_counts(
+    data: WaveData, items: tuple[ItemSpec, ...], keys: npt.NDArray[np.int64], n_cells: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(n_cells, T) answers per point / chosen options of each cell's own respondents, and the items' offsets.
+
+    One ``np.bincount`` over (cell, point) keys: each answer counts once in each of the respondent's 1 + A
+    cells (``keys``); unanswered items are left out.
+    """
     column = {item.id: j for j, item in enumerate(data.instrument.items)}
     r = data.answers.shape[0]
     sizes = [len(points(item)) for item in items]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    rows: list[npt.NDArray[np.int64]] = []
-    cols: list[npt.NDArray[np.int64]] = []
+    width = int(offsets[-1])
+    single = [i for i, item in enumerate(items) if item.type != "multi"]
+    found: list[npt.NDArray[np.int64]] = []
+    if single:
+        x = data.answers[:, [column[items[i].id] for i in single]]
+        low = np.array([SCALE_BOUNDS[items[i].type][0] if items[i].type in SCALED else 0 for i in single])
+        point = x - low
+        given = ~np.isnan(point)
+        size = np.array([sizes[i] for i in single])
+        bad = given & ((point != np.round(point)) | (point < 0) | (point >= size))
+        if bad.any():
+            culprit = items[single[int(np.flatnonzero(bad.any(axis=0))[0])]].id
+            raise ValueError(f"item {culprit}: answers outside its scale or options")
+        who, which = np.nonzero(given)
+        found.append(np.stack([who, offsets[np.array(single)][which] + point[who, which].astype(np.int64)]))
     for i, item in enumerate(items):
         if item.type == "multi":
             chosen = np.asarray(data.multi[item.id], dtype=np.bool_)
             if chosen.shape != (r, sizes[i]):
                 raise ValueError(f"item {item.id}: expected ({r}, {sizes[i]}) chosen options")
             who, option = np.nonzero(chosen)
-        else:
-            x = data.answers[:, column[item.id]]
-            who = np.flatnonzero(~np.isnan(x))
-            low = SCALE_BOUNDS[item.type][0] if item.type in SCALED else 0
-            point = x[who] - low
-            if np.any((point != np.round(point)) | (point < 0) | (point >= sizes[i])):
-                raise ValueError(f"item {item.id}: answers outside its scale or options")
-            option = point.astype(np.int64)
-        rows.append(who.astype(np.int64))
-        cols.append(offsets[i] + option)
-    row = np.concatenate(rows) if rows else np.empty(0, np.int64)
-    col = np.concatenate(cols) if cols else np.empty(0, np.int64)
-    one_hot = sparse.csr_array((np.ones(row.size, dtype=np.int32), (row, col)), shape=(r, int(offsets[-1])))
-    return one_hot, offsets
+            found.append(np.stack([who, offsets[i] + option]))
+    pairs = np.concatenate(found, axis=1) if found else np.zeros((2, 0), dtype=np.int64)
+    flat = (keys[pairs[0]] * width + pairs[1][:, None]).ravel()
+    counts = np.bincount(flat, minlength=n_cells * width).reshape(n_cells, width)
+    return counts.astype(np.int64, copy=False), offsets
 
 
 def _construct_figures(
@@ -219,12 +229,11 @@ def cell_statistics(
     rolled = cells.plan.rollup(direct).reshape(u, w, -1)
 
     if items:
-        one_hot, offsets = _one_hot(data, items)
-        direct_counts = np.asarray((cells.indicator @ one_hot).toarray(), dtype=np.int32).reshape(u, -1)
-        counts = cells.plan.rollup(direct_counts).reshape(u, w, -1)
+        direct_counts, offsets = _direct_counts(data, items, cells.keys, u * w)
+        counts = cells.plan.rollup(direct_counts.reshape(u, -1)).reshape(u, w, -1)
     else:
         offsets = np.zeros(1, dtype=np.int64)
-        counts = np.zeros((u, w, 0), dtype=np.int32)
+        counts = np.zeros((u, w, 0), dtype=np.int64)
 
     def take(start: int, size: int) -> npt.NDArray[np.float64]:
         return rolled[:, :, start : start + size]
