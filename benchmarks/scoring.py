@@ -158,9 +158,14 @@ def pandas_table(data: WaveData) -> pd.DataFrame:
         up = parent[current["unit"].to_numpy()]
         current = current[up >= 0].assign(unit=up[up >= 0])
     long = pd.concat(rows, ignore_index=True)
-    tables = [long.groupby("unit")[names].agg(["count", "mean", "std"]).assign(attribute=None, value=None)]
+
+    def flat(table: pd.DataFrame) -> pd.DataFrame:
+        table.columns = [f"{construct}:{figure}" for construct, figure in table.columns]
+        return table
+
+    tables = [flat(long.groupby("unit")[names].agg(["count", "mean", "std"])).assign(attribute=None, value=None)]
     for attribute in data.attributes:
-        cut = long.groupby(["unit", attribute.name])[names].agg(["count", "mean", "std"])
+        cut = flat(long.groupby(["unit", attribute.name])[names].agg(["count", "mean", "std"]))
         tables.append(
             cut.reset_index(level=1).rename(columns={attribute.name: "value"}).assign(attribute=attribute.name)
         )
