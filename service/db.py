@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import itertools
 import os
 import sqlite3
 import threading
@@ -45,6 +47,8 @@ class _WriteLock:
         self._thread_lock.release()
 
 
+CHECKPOINT_EVERY = 200  # commits of this process between two WAL checkpoints
+_commits = itertools.count(1)
 _write_locks: dict[str, _WriteLock] = {}
 _write_locks_guard = threading.Lock()
 
@@ -80,6 +84,12 @@ class _LockingConnection(sqlite3.Connection):
         finally:
             if not self.in_transaction:
                 self.let_go()
+        if self.write_lock is not None and next(_commits) % CHECKPOINT_EVERY == 0:
+            # SQLite's automatic checkpoint would run inside COMMIT, while this writer still holds the file
+            # lock and every other writer waits for its fsync. Here it runs after the lock is released, in
+            # PASSIVE mode, which lets writers go on.
+            with contextlib.suppress(sqlite3.Error):  # the answers are committed; a checkpoint can wait
+                self.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
 
     def rollback(self) -> None:
         try:
@@ -125,6 +135,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            if lock is not None:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints after commits: _LockingConnection
             cursor.close()
 
         @event.listens_for(engine, "begin")
