@@ -11,6 +11,9 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
+from service.config import REPO_ROOT
+from service.instruments.loader import load_definitions
+from service.instruments.schema import Instrument
 from service.models.base import utcnow
 from tests.forms.answers import all_answers
 from tests.resilience.live import LiveServer, form, hr_key, mac, setup_wave, stored
@@ -20,11 +23,9 @@ pytestmark = pytest.mark.live
 CONCURRENT = 50
 
 
-def _instrument():  # the instrument as the service loads it, for valid answers
-    from service.config import Settings
-    from service.instruments.loader import load_definitions
-
-    return load_definitions(Settings().definitions_dir)[("career-safety", 1)].instrument
+def _instrument() -> Instrument:
+    """career-safety as the service loads it, to make valid answers."""
+    return load_definitions(REPO_ROOT / "survey_definitions")[("career-safety", 1)].instrument
 
 
 def test_fifty_concurrent_posts_of_one_link_store_one_response(server: LiveServer, fresh_engine: Engine) -> None:
