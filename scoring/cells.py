@@ -109,13 +109,14 @@ class CellStatistics:
     enps: npt.NDArray[np.float64] | None
 
 
-def _direct_counts(
-    data: WaveData, items: tuple[ItemSpec, ...], keys: npt.NDArray[np.int64], n_cells: int
+def _item_counts(
+    data: WaveData, items: tuple[ItemSpec, ...], cells: Layout
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """(n_cells, T) answers per point / chosen options of each cell's own respondents, and the items' offsets.
+    """(U, W, T) answers per point / chosen options in every cell (rolled up), and the items' offsets in T.
 
-    One ``np.bincount`` over (cell, point) keys: each answer counts once in each of the respondent's 1 + A
-    cells (``keys``); unanswered items are left out.
+    Per block of columns (the total, then each attribute's values): one ``np.bincount`` over (unit, value,
+    point) keys of the answers given, then the block's rollup, written into its slice of the result; block by
+    block so that only one block's direct counts exist beside the result.
     """
     column = {item.id: j for j, item in enumerate(data.instrument.items)}
     r = data.answers.shape[0]
@@ -129,8 +130,8 @@ def _direct_counts(
         low = np.array([SCALE_BOUNDS[items[i].type][0] if items[i].type in SCALED else 0 for i in single])
         point = x - low
         given = ~np.isnan(point)
-        size = np.array([sizes[i] for i in single])
-        bad = given & ((point != np.round(point)) | (point < 0) | (point >= size))
+        limit = np.array([sizes[i] for i in single])
+        bad = given & ((point != np.round(point)) | (point < 0) | (point >= limit))
         if bad.any():
             culprit = items[single[int(np.flatnonzero(bad.any(axis=0))[0])]].id
             raise ValueError(f"item {culprit}: answers outside its scale or options")
@@ -144,9 +145,18 @@ def _direct_counts(
             who, option = np.nonzero(chosen)
             found.append(np.stack([who, offsets[i] + option]))
     pairs = np.concatenate(found, axis=1) if found else np.zeros((2, 0), dtype=np.int64)
-    flat = (keys[pairs[0]] * width + pairs[1][:, None]).ravel()
-    counts = np.bincount(flat, minlength=n_cells * width).reshape(n_cells, width)
-    return counts.astype(np.int64, copy=False), offsets
+    u, w = cells.plan.size, cells.width
+    unit = np.asarray(data.unit, dtype=np.int64)[pairs[0]]
+    counts = np.empty((u, w, width), dtype=np.int64)
+    start = 0
+    for a in range(cells.keys.shape[1]):
+        block = 1 if a == 0 else len(data.attributes[a - 1].values)
+        local = cells.keys[pairs[0], a] - unit * w - start  # the value index within this block
+        direct = np.bincount((unit * block + local) * width + pairs[1], minlength=u * block * width)
+        rolled = cells.plan.rollup(direct.reshape(u, block * width).astype(np.int64, copy=False))
+        counts[:, start : start + block] = rolled.reshape(u, block, width)
+        start += block
+    return counts, offsets
 
 
 def _construct_figures(
@@ -229,8 +239,7 @@ def cell_statistics(
     rolled = cells.plan.rollup(direct).reshape(u, w, -1)
 
     if items:
-        direct_counts, offsets = _direct_counts(data, items, cells.keys, u * w)
-        counts = cells.plan.rollup(direct_counts.reshape(u, -1)).reshape(u, w, -1)
+        counts, offsets = _item_counts(data, items, cells)
     else:
         offsets = np.zeros(1, dtype=np.int64)
         counts = np.zeros((u, w, 0), dtype=np.int64)
