@@ -386,3 +386,10 @@ def test_participation_cells_roll_up_and_hide_small_units() -> None:
     assert narrow["org"].suppressed
     with pytest.raises(ValueError):
         participation_cells([-1], ["org"], [2], [3], 5)
+
+
+def test_a_wave_without_responses_hides_everything_as_empty() -> None:
+    table = build_table(random_wave(np.array([-1, 0, 0]), 0, 3))
+    assert {(c.suppressed, c.reason) for c in table.cells} == {(True, "empty")}
+    assert table.flags == () and all(r.suppressed for r in table.reliability)
+    json.dumps(table.to_dict(), allow_nan=False)
