@@ -36,6 +36,7 @@ from service.waves import service as waves
 
 router = APIRouter(tags=["form"], include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.auto_reload = False  # templates ship with the code: no stat() of every template on every page
 
 # The largest honest form is a few text answers of at most 10,000 characters each; percent-encoding can
 # triple a character's bytes. Anything beyond this is not a person filling in a survey.
