@@ -16,8 +16,9 @@ The baseline is a minimal FastAPI app defined below, served by the same uvicorn 
 kind of database (same engine settings) that takes the same form POST and inserts its fields as JSON into
 one table. Both are measured at full speed (a closed loop of concurrent clients: submissions per second, p50,
 p99) and paced at 200 submissions per second (an open loop; latency counts from the scheduled send time, so
-queueing is not hidden). Every submission must get its 200; the number of complete responses the service
-reports afterwards must equal the number of 200s.
+queueing is not hidden), both over at most 16 keep-alive connections, as a reverse proxy's upstream pool
+would hold. Every submission must get its 200; the number of complete responses the service reports
+afterwards must equal the number of 200s.
 
 Goals on a 2-core machine: >= 60% of the baseline's throughput, p99 < 100 ms at 200/s, zero errors.
 The load generator shares the two cores with the server, for the service and the baseline alike.
@@ -450,8 +451,8 @@ def bench_backend(backend: str, plan: Plan, tmp: Path) -> dict[str, Any]:
             )  # fmt: skip
             b_paced = measure(
                 f"baseline-paced-{backend}", base, "paced", fake[plan.max_count : plan.max_count + paced_count],
-                whole[plan.max_count : plan.max_count + paced_count], tmp, rate=PACED_RATE, connections=64,
-                max_seconds=plan.paced_seconds,
+                whole[plan.max_count : plan.max_count + paced_count], tmp, rate=PACED_RATE,
+                connections=plan.connections, max_seconds=plan.paced_seconds,
             )  # fmt: skip
 
     # The service, as a user runs it.
@@ -476,8 +477,8 @@ def bench_backend(backend: str, plan: Plan, tmp: Path) -> dict[str, Any]:
             )  # fmt: skip
             s_paced = measure(
                 f"peil-paced-{backend}", base, "paced", tokens[plan.max_count : plan.max_count + paced_count],
-                whole[plan.max_count : plan.max_count + paced_count], tmp, rate=PACED_RATE, connections=64,
-                max_seconds=plan.paced_seconds,
+                whole[plan.max_count : plan.max_count + paced_count], tmp, rate=PACED_RATE,
+                connections=plan.connections, max_seconds=plan.paced_seconds,
             )  # fmt: skip
             flow = None
             if plan.flow_count:
