@@ -2,10 +2,12 @@
 
 A cell is a unit rolled up (column 0) or a unit cut by one attribute value (column 1 + offset of the
 attribute + value index). Each respondent adds to 1 + n_attributes cells of their own unit: one sparse
-indicator matrix ``S`` (cells x respondents) turns respondent-level quantities into every unit's direct
-sums in one product (``S @ Q`` for moments, ``S @ H`` for the one-hot answers behind the distributions),
-and ``TreePlan.rollup`` adds them up the tree, one vectorised step per tree level. Means, standard
-deviations, intervals, favourable shares and eNPS then follow element-wise from those sums.
+indicator matrix ``S`` (cells x respondents) turns respondent-level quantities ``Q`` (counts, sums and sums
+of squares of construct scores, favourable marks, eNPS categories, item answers) into every unit's direct
+sums in one product ``S @ Q``; the distributions come from ``np.bincount`` over (unit, value, point) keys.
+``TreePlan.rollup`` then adds direct sums up the tree (one sparse product for the whole tree). Means,
+standard deviations, intervals, favourable shares and eNPS follow element-wise from those sums, for all
+cells at once: no Python loop over units, cells or respondents.
 """
 
 from __future__ import annotations
@@ -194,10 +196,10 @@ def cell_statistics(
 ) -> CellStatistics:
     """Compute every cell of the wave's table, unsuppressed (see ``CellStatistics``).
 
-    Cost: a sparse product over R (1 + A) nonzeros for the moments, one for the one-hot answers, and a
-    rollup of each. ``distributions=False`` skips the item distributions (``item_n``, ``item_mean`` and
-    ``counts`` come back with zero items): the construct statistics alone, what the benchmark compares
-    with pandas.
+    Cost: a sparse product over R (1 + A) nonzeros for the moments, a bincount over the answers given per
+    block of columns for the distributions, and a rollup of each. ``distributions=False`` skips the item
+    distributions (``item_n``, ``item_mean`` and ``counts`` come back with zero items): the construct
+    statistics alone, what the benchmark compares with pandas.
     """
     scores = scores or construct_scores(data.instrument, data.answers)
     cells = layout(data, plan)
