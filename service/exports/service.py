@@ -8,8 +8,6 @@ left it; since the state only moves on success, the next run redoes what the fai
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from service.config import Settings
 from service.db import transaction
 from service.exports import lock
 from service.exports.files import FileTarget
-from service.exports.rows import WaveInfo, check_safe, wave_tables
+from service.exports.rows import WaveInfo, check_safe, decode, wave_tables
 from service.exports.schema import KEYS, TABLES
 from service.exports.sql import SqlTarget, split_url
 from service.models import ExportRun, PublishedInstrument, Unit, Wave, WaveResult
@@ -113,7 +111,7 @@ def load_wave(session: Session, wave_id: int) -> tuple[dict[str, pa.Table], int,
     if stored is None or wave is None or wave.state != "closed":
         raise LookupError(f"wave {wave_id} has no stored results (deleted or reopened meanwhile)")
     blob, built_at = stored
-    table = json.loads(gzip.decompress(blob))
+    table = decode(blob)
     names = {key: name for key, name in session.execute(select(Unit.key, Unit.name))}
     sha = session.scalar(
         select(PublishedInstrument.sha256).where(
