@@ -257,3 +257,13 @@ def test_a_killed_run_leaves_the_export_readable_and_is_recorded_as_failed(
     manifest = check_manifest(root)
     assert sorted(map(int, manifest["waves"])) == [closed_wave.id, second.id]
     assert json.loads((root / "manifest.json").read_text()) == manifest
+
+
+def test_the_readme_duckdb_one_liner(app, client: TestClient, closed_wave: ClosedWave, file_settings) -> None:
+    assert export(app, file_settings).status == "succeeded"
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    query = readme.split('duckdb -c "', 1)[1].split('"\n', 1)[0]
+    rows = duck(_root(file_settings)).execute(query.replace("data/export", str(_root(file_settings)))).fetchall()
+    expected = _psych_safety_by_division(app, closed_wave)
+    assert [unit for unit, _n, _mean in rows] == sorted(expected)
+    assert [mean for _unit, _n, mean in rows] == [pytest.approx(expected[u], abs=0.005) for u in sorted(expected)]
