@@ -33,7 +33,8 @@ def write_parquet(table: pa.Table) -> bytes:
     """A table as Parquet bytes: the same bytes for the same rows, every time."""
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="snappy", write_statistics=True)
-    return sink.getvalue().to_pybytes()
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
 
 
 def _fsync_write(path: Path, data: bytes) -> None:

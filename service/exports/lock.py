@@ -54,7 +54,8 @@ def acquire(
         if slot is not None:
             statement = statement.where(or_(ExportLock.slot.is_(None), ExportLock.slot < slot))
             values["slot"] = slot
-        won = session.execute(statement.values(**values)).rowcount == 1
+        result = session.execute(statement.values(**values))
+        won: bool = result.rowcount == 1  # type: ignore[attr-defined]
     return won
 
 
@@ -66,12 +67,10 @@ def attach(factory: sessionmaker[Session], owner: str, run_id: int) -> None:
 def heartbeat(factory: sessionmaker[Session], owner: str, ttl: timedelta = DEFAULT_TTL) -> bool:
     """Renew the claim; False if it lapsed and another run took it (the caller must stop)."""
     with transaction(factory) as session:
-        renewed = (
-            session.execute(
-                update(ExportLock).where(ExportLock.owner == owner).values(locked_until=utcnow() + ttl)
-            ).rowcount
-            == 1
+        result = session.execute(
+            update(ExportLock).where(ExportLock.owner == owner).values(locked_until=utcnow() + ttl)
         )
+        renewed: bool = result.rowcount == 1  # type: ignore[attr-defined]
     return renewed
 
 

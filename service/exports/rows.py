@@ -229,7 +229,7 @@ def _wave_tables(d: Mapping[str, Any], info: WaveInfo) -> dict[str, pa.Table]:
     depth = _depths(d["units"])
     cells = pa.array(d["cells"], type=_CELL)
     if not isinstance(cells, pa.StructArray):
-        cells = cells.combine_chunks()  # type: ignore[union-attr]
+        cells = cells.combine_chunks()
     previous = d["previous_wave_id"]
     return {
         "waves": _records(
