@@ -11,9 +11,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -184,7 +184,8 @@ def save_answers(
     now = now or utcnow()
     # Core statements, not ORM entities: this is the hot path of a survey's busiest hour, and on SQLite the
     # write lock is held for exactly these statements.
-    locked = session.execute(
+    db = session.connection()  # the session's transaction, without the ORM's statement processing
+    locked = db.execute(
         select(Wave.id, Wave.state, Wave.closes_at)
         .where(Wave.id == wave.id)
         .with_for_update(read=True)  # FOR SHARE on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises
@@ -206,13 +207,13 @@ def save_answers(
         "complete": complete,
         "answered_on": now.date(),
     }
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    first = session.execute(insert(Response).values(**row).on_conflict_do_nothing(index_elements=["token_mac"]))
-    if first.rowcount == 1:  # type: ignore[attr-defined]  # the link's first save: one statement
+    insert = postgresql.insert if db.dialect.name == "postgresql" else sqlite.insert
+    responses = cast(Table, Response.__table__)
+    first = db.execute(insert(responses).values(**row).on_conflict_do_nothing(index_elements=["token_mac"]))
+    if first.rowcount == 1:  # the link's first save: one statement
         return Response(**row)
     # The link saved before (or a concurrent first save won): merge into its row, under a row lock.
-    stored = session.execute(
+    stored = db.execute(
         select(Response.id, Response.answers, Response.complete).where(Response.token_mac == mac).with_for_update()
     ).first()
     if stored is None:  # pragma: no cover - the row was inserted or already there
@@ -224,5 +225,5 @@ def save_answers(
         else:
             merged[item_id] = value
     values = {"answers": merged, "complete": stored.complete or complete, "answered_on": now.date()}
-    session.execute(update(Response).where(Response.id == stored.id).values(**values))
+    db.execute(update(responses).where(responses.c.id == stored.id).values(**values))
     return Response(**{**row, **values, "id": stored.id})
