@@ -409,38 +409,48 @@ def _rref(b: FloatArray) -> tuple[FloatArray, IntArray]:
     return r[: len(piv)], np.asarray(piv, dtype=np.int64)
 
 
-def _small_set_dfs(r: FloatArray, piv: IntArray, w: IntArray, k: int) -> tuple[bool, IntArray | None]:
-    """Depth-first search for a 0/1 vector in the row space of ``r`` (RREF) with weight 1..k-1.
+def _small_set_search(r: FloatArray, piv: IntArray, w: IntArray, k: int) -> tuple[bool, IntArray | None]:
+    """Exhaustive search for a 0/1 vector in the row space of ``r`` (RREF, pivots ``piv``) with weight 1..k-1.
 
-    A vector of the row space is the sum of the rows whose pivots it holds; after rows 0..t are decided, columns
-    left of the next pivot receive nothing more, so they must already be 0 or 1 and their weight counts.
-    Returns (finished, the set as column indices or None); ``finished`` is False when the budget ran out.
+    A vector of the row space is the sum of the rows whose pivot columns it holds (each pivot column is 1 in its own
+    row only). Rows are decided in order, breadth-first and vectorised over all partial choices; after rows 0..t are
+    decided, the columns left of the next pivot receive nothing more, so a partial choice survives only if they are
+    all 0 or 1 and its weight there is at most k-1. Returns (finished, the set's columns or None); ``finished`` is
+    False when the partial choices outgrow the budget (the caller then asks a MILP).
     """
     e, ncol = r.shape
     ends = [*piv[1:].tolist(), ncol]
     tol = 1e-6
-    visited = 0
-    stack: list[tuple[int, FloatArray, int]] = [(0, np.zeros(ncol), 0)]
-    while stack:
-        t, x, weight = stack.pop()
+    x = np.zeros((1, ncol))  # the partial sums (only columns not yet final are meaningful)
+    weight = np.zeros(1, dtype=np.int64)
+    history: list[tuple[IntArray, BoolArray]] = []  # per row: (parent state, took the row)
+    for t in range(e):
         start = 0 if t == 0 else ends[t - 1]
-        for take in (False, True):
-            visited += 1
-            if visited > _DFS_BUDGET:
-                return False, None
-            y = x + r[t] if take else x
-            seg = y[start : ends[t]]
-            ones = np.abs(seg - 1.0) <= tol
-            if not np.all(ones | (np.abs(seg) <= tol)):
-                continue
-            wt = weight + int(w[start : ends[t]][ones].sum())
-            if wt > k - 1:
-                continue
-            if t + 1 < e:
-                stack.append((t + 1, y, wt))
-            elif wt >= 1:
-                return True, np.flatnonzero(np.abs(y - 1.0) <= tol)
-    return True, None
+        end = ends[t]
+        both = np.concatenate([x, x + r[t]])
+        took = np.repeat(np.array([False, True]), len(x))
+        parents = np.tile(np.arange(len(x), dtype=np.int64), 2)
+        seg = both[:, start:end]
+        ones = np.abs(seg - 1.0) <= tol
+        ok = np.all(ones | (np.abs(seg) <= tol), axis=1)
+        wt = np.concatenate([weight, weight]) + ones.astype(np.int64) @ w[start:end]
+        ok &= wt <= k - 1
+        x, weight = both[ok], wt[ok]
+        history.append((parents[ok], took[ok]))
+        if len(x) > _DFS_BUDGET // 50:
+            return False, None
+    hits = np.flatnonzero(weight >= 1)
+    if len(hits) == 0:
+        return True, None
+    state = int(hits[0])
+    rows = []
+    for t in range(e - 1, -1, -1):
+        par, tk = history[t]
+        if tk[state]:
+            rows.append(t)
+        state = int(par[state])
+    total = r[rows].sum(axis=0)
+    return True, np.flatnonzero(np.abs(total - 1.0) <= tol)
 
 
 def _small_set_milp(m_light: FloatArray, m_heavy: FloatArray, w: IntArray, k: int) -> IntArray | None:
@@ -780,7 +790,7 @@ def _component_findings(
         if len(basis):
             rr, piv = _rref(basis)
             wl = wn[light]
-            done, found = _small_set_dfs(rr, piv, wl, k)
+            done, found = _small_set_search(rr, piv, wl, k)
             if not done:
                 found = _small_set_milp(mat[:, light], mat[:, heavy], wl, k)
         if found is not None:
