@@ -19,7 +19,7 @@ from sqlalchemy import select
 from service.config import Settings
 from service.exports import files
 from service.exports.schema import TABLES
-from service.models import ExportLock, ExportRun, Wave
+from service.models import ExportLock, ExportRun, Wave, WaveResult
 from service.models.base import utcnow
 from tests.conftest import TEST_SECRET
 from tests.exports.conftest import SECRET_TEXT, ClosedWave, close_wave_with_answers, export
@@ -267,3 +267,18 @@ def test_the_readme_duckdb_one_liner(app, client: TestClient, closed_wave: Close
     expected = _psych_safety_by_division(app, closed_wave)
     assert [unit for unit, _n, _mean in rows] == sorted(expected)
     assert [mean for _unit, _n, mean in rows] == [pytest.approx(expected[u], abs=0.005) for u in sorted(expected)]
+
+
+def test_a_wave_whose_results_are_gone_leaves_the_export(
+    app, client: TestClient, closed_wave: ClosedWave, file_settings
+) -> None:
+    second = close_wave_with_answers(client, app, closed_wave.hr, seed=15, name="Winter")
+    assert export(app, file_settings).waves == [closed_wave.id, second.id]
+    root = _root(file_settings)
+    with app.state.sessionmaker() as session, session.begin():
+        session.delete(session.get_one(WaveResult, second.id))
+    run = export(app, file_settings)
+    assert run.status == "succeeded" and run.waves == []
+    assert not list(root.glob(f"*/wave={second.id}"))
+    assert sorted(map(int, check_manifest(root)["waves"])) == [closed_wave.id]
+    assert duck(root).execute("SELECT DISTINCT wave_id FROM cells").fetchall() == [(closed_wave.id,)]
