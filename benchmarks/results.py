@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/results.py              # 200 calls per endpoint
     .venv/bin/python benchmarks/results.py --calls 500
+    .venv/bin/python benchmarks/results.py --database /tmp/peil-bench.db   # keep the demo database; reuse it next time
 
 It migrates a temporary SQLite database, loads `peil demo` into it (which closes the demo wave through the same
 close path as the API, so its result table is built and stored once, and times that), then runs only the ASGI app,
@@ -63,11 +64,14 @@ def _p99(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--database", type=Path, help="a SQLite file to keep (and reuse if it holds the demo)")
     args = parser.parse_args()
     logging.getLogger("peil").setLevel(logging.WARNING)
 
     with tempfile.TemporaryDirectory(prefix="peil-bench-") as folder:
-        url = f"sqlite:///{Path(folder) / 'peil.db'}"
+        database = args.database or Path(folder) / "peil.db"
+        reuse = database.exists()
+        url = f"sqlite:///{database.resolve()}"
         settings = Settings(
             env="test",
             database_url=url,
@@ -76,11 +80,12 @@ def main() -> None:
             base_url="http://127.0.0.1:8000",
         )
         _migrate(url)
-        start = time.perf_counter()
-        for line in demo(settings):
-            if line.startswith("Demo organisation"):
-                print(line)
-        print(f"demo loaded, wave closed and its table built in {time.perf_counter() - start:.1f} s")
+        if not reuse:
+            start = time.perf_counter()
+            for line in demo(settings):
+                if line.startswith("Demo organisation"):
+                    print(line)
+            print(f"demo loaded, wave closed and its table built in {time.perf_counter() - start:.1f} s")
 
         app = create_app(settings, scheduler=False)
         with TestClient(app) as client:
