@@ -53,8 +53,9 @@ in every component is, and a small determined set has a small determined part in
 - (b) the determined combinations supported on *light* atoms (``n <= k-1``; a small set cannot hold a heavy one)
   form the subspace ``{x = M^T y, x = 0 on heavy atoms}``. In reduced row-echelon form a vector of that space is
   fixed by its values on the pivot columns, and columns left of the next pivot are final once the rows before it
-  are chosen; a breadth-first search over the rows (vectorised), pruned by "final entries are 0 or 1" and "final weight <= k-1",
-  enumerates every 0/1 candidate exactly. If the search exceeds its budget a MILP (HiGHS) decides instead.
+  are chosen; a breadth-first search over the rows (vectorised), pruned by "final entries are 0 or 1" and
+  "final weight <= k-1", enumerates every 0/1 candidate exactly. If the search exceeds its budget a MILP (HiGHS)
+  decides instead.
 - (c) per statistic with bounds, per hidden cell: a feasible line through the actual point along the projection of
   the cell on the null space gives a certified lower bound of the range; if that is not wide enough, two linear
   programmes (``scipy.optimize.linprog``) give the exact range.
