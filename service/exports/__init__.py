@@ -1,0 +1,1 @@
+"""The export of safe aggregates: stored result tables to Parquet files or SQL tables, one run at a time."""
