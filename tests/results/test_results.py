@@ -336,3 +336,21 @@ def test_rebuild_refuses_an_open_or_unknown_wave(client: TestClient, open_survey
     assert result.exit_code == 1 and "only for closed waves" in result.output
     result = peil.invoke(cli, ["results", "rebuild", "999999"])
     assert result.exit_code == 1 and "no wave 999999" in result.output
+
+
+def test_a_wave_closed_by_the_clock_has_its_table(app: FastAPI, client: TestClient, open_survey: Wave) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from service.models import Wave as WaveRow
+    from service.models.base import utcnow
+
+    with Session(app.state.engine) as session, session.begin():  # the window ends without HR closing the wave
+        ended = {"opens_at": utcnow() - timedelta(days=2), "closes_at": utcnow() - timedelta(seconds=1)}
+        session.execute(update(WaveRow).where(WaveRow.id == open_survey.id).values(**ended))
+    answer = client.get(open_survey.url("heatmap"), headers=open_survey.dashboard)
+    assert answer.status_code == 200, answer.text  # the clock closed it on this read, and the close built the table
+    with Session(app.state.engine) as session:
+        assert session.get(WaveRow, open_survey.id).state == "closed"
+        assert session.get(WaveResult, open_survey.id) is not None
