@@ -207,7 +207,6 @@ def cell_statistics(
     constructs = data.instrument.constructs
     c = len(constructs)
     items = distribution_items(data.instrument.items) if distributions else ()
-    column = {item.id: j for j, item in enumerate(data.instrument.items)}
     r = data.answers.shape[0]
 
     # Respondent-level quantities Q (R, M), filled in place: 1 | counted, score - shift, (score - shift)^2,
@@ -215,7 +214,8 @@ def cell_statistics(
     bounds = np.array([SCALE_BOUNDS[con.scale] for con in constructs], dtype=np.float64).reshape(c, 2)
     shift = bounds.mean(axis=1)
     has_enps = scores.enps is not None
-    m = 1 + 4 * c + 3 * has_enps + 2 * len(items)
+    multi = [i for i, item in enumerate(items) if item.type == "multi"]
+    m = 1 + 4 * c + 3 * has_enps + len(multi)
     q = np.empty((r, m))
     q[:, 0] = 1.0
     q[:, 1 : 1 + c] = scores.counted
@@ -229,14 +229,8 @@ def cell_statistics(
         for k, category in enumerate((1.0, 0.0, -1.0)):
             np.equal(scores.enps, category, out=q[:, at + k])
         at += 3
-    for i, item in enumerate(items):
-        if item.type == "multi":
-            q[:, at + i] = data.multi_answered[item.id]
-            q[:, at + len(items) + i] = 0.0
-        else:
-            x = data.answers[:, column[item.id]]
-            np.logical_not(np.isnan(x), out=q[:, at + i])
-            q[:, at + len(items) + i] = np.nan_to_num(x) if item.type in SCALED else 0.0
+    for k, i in enumerate(multi):  # who answered a multi item (choosing nothing is not answering)
+        q[:, at + k] = data.multi_answered[items[i].id]
     direct = np.asarray(cells.indicator @ q).reshape(u, -1)
     rolled = cells.plan.rollup(direct).reshape(u, w, -1)
 
@@ -260,10 +254,18 @@ def cell_statistics(
         score, low, high = stats.enps(pp, pa, pd)
         enps = np.stack([pp + pa + pd, score, low, high, pp, pa, pd], axis=-1)
         at += 3
-    item_n = np.rint(take(at, len(items))).astype(np.int64)
-    scaled = np.array([item.type in SCALED for item in items], dtype=np.bool_)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        item_mean = np.where(scaled & (item_n > 0), take(at + len(items), len(items)) / item_n, np.nan)
+    # Item n and means from the distributions themselves: answers = sum of the counts (for a multi item: who
+    # answered it, from Q), mean = sum of count x point / n.
+    item_n = np.add.reduceat(counts, offsets[:-1], axis=2) if items else np.zeros((u, w, 0), dtype=np.int64)
+    for k, i in enumerate(multi):
+        item_n[:, :, i] = np.rint(take(at + k, 1)[:, :, 0])
+    item_mean = np.full((u, w, len(items)), np.nan)
+    for i, item in enumerate(items):
+        if item.type in SCALED:
+            low_, high_ = SCALE_BOUNDS[item.type]
+            sums = counts[:, :, offsets[i] : offsets[i + 1]] @ np.arange(low_, high_ + 1, dtype=np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                np.divide(sums, item_n[:, :, i], out=item_mean[:, :, i], where=item_n[:, :, i] > 0)
 
     construct_stats = np.empty((len(CONSTRUCT_FIELDS), u, w, c))
     _construct_figures(cn, total, squares, fav_sum, shift, bounds, construct_stats)
