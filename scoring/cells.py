@@ -107,13 +107,13 @@ class CellStatistics:
     construct_stats: npt.NDArray[np.float64]
     item_n: npt.NDArray[np.int64]
     item_mean: npt.NDArray[np.float64]
-    counts: npt.NDArray[np.int64]
+    counts: npt.NDArray[np.int32]
     enps: npt.NDArray[np.float64] | None
 
 
 def _item_counts(
     data: WaveData, items: tuple[ItemSpec, ...], cells: Layout
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
     """(U, W, T) answers per point / chosen options in every cell (rolled up), and the items' offsets in T.
 
     Per block of columns (the total, then each attribute's values): one ``np.bincount`` over (unit, value,
@@ -149,13 +149,13 @@ def _item_counts(
     pairs = np.concatenate(found, axis=1) if found else np.zeros((2, 0), dtype=np.int64)
     u, w = cells.plan.size, cells.width
     unit = np.asarray(data.unit, dtype=np.int64)[pairs[0]]
-    counts = np.empty((u, w, width), dtype=np.int64)
+    counts = np.empty((u, w, width), dtype=np.int32)  # a count never exceeds the respondents
     start = 0
     for a in range(cells.keys.shape[1]):
         block = 1 if a == 0 else len(data.attributes[a - 1].values)
         local = cells.keys[pairs[0], a] - unit * w - start  # the value index within this block
         direct = np.bincount((unit * block + local) * width + pairs[1], minlength=u * block * width)
-        rolled = cells.plan.rollup(direct.reshape(u, block * width).astype(np.int64, copy=False))
+        rolled = cells.plan.rollup(direct.reshape(u, block * width).astype(np.int32))
         counts[:, start : start + block] = rolled.reshape(u, block, width)
         start += block
     return counts, offsets
@@ -238,7 +238,7 @@ def cell_statistics(
         counts, offsets = _item_counts(data, items, cells)
     else:
         offsets = np.zeros(1, dtype=np.int64)
-        counts = np.zeros((u, w, 0), dtype=np.int64)
+        counts = np.zeros((u, w, 0), dtype=np.int32)
 
     def take(start: int, size: int) -> npt.NDArray[np.float64]:
         return rolled[:, :, start : start + size]
@@ -256,7 +256,9 @@ def cell_statistics(
         at += 3
     # Item n and means from the distributions themselves: answers = sum of the counts (for a multi item: who
     # answered it, from Q), mean = sum of count x point / n.
-    item_n = np.add.reduceat(counts, offsets[:-1], axis=2) if items else np.zeros((u, w, 0), dtype=np.int64)
+    item_n = np.zeros((u, w, len(items)), dtype=np.int64)
+    if items:
+        item_n[:] = np.add.reduceat(counts, offsets[:-1], axis=2)
     for k, i in enumerate(multi):
         item_n[:, :, i] = np.rint(take(at + k, 1)[:, :, 0])
     item_mean = np.full((u, w, len(items)), np.nan)
