@@ -19,6 +19,7 @@ from scipy import sparse
 
 from scoring import stats
 from scoring.cells import CellStatistics, cell_statistics, points
+from scoring.cuts import EXACT_CUTS_LIMIT, suppress_totals_first
 from scoring.flags import (
     OrgBaseline,
     UnitFigures,
@@ -91,8 +92,13 @@ def _codes(data: WaveData) -> npt.NDArray[np.int64]:
 
 
 def suppress_cells(data: WaveData, scores: Scores) -> Suppression:
-    """The wave's one suppression decision over all result cells (units x total and attribute values)."""
-    return suppress(
+    """The wave's one suppression decision over all result cells (units x total and attribute values).
+
+    Small waves go through the exact guard over totals and cuts; above ``EXACT_CUTS_LIMIT`` respondents its audit
+    takes too long, and totals are guarded exactly with cuts published only where they add nothing (``cuts``).
+    """
+    decide = suppress if data.answers.shape[0] <= EXACT_CUTS_LIMIT else suppress_totals_first
+    return decide(
         np.asarray(data.tree.parent, dtype=np.int64),
         np.asarray(data.unit, dtype=np.int64),
         _codes(data),
