@@ -61,7 +61,7 @@ def _scoring_benchmark() -> Any:
 def stored_blob(respondents: int, units: int, cache: Path | None) -> bytes:
     """The result table as ``wave_results.table`` holds it, built by ``scoring.build_table`` (or from the cache)."""
     if cache is not None and cache.exists():
-        print(f"result table: read from {cache} (built earlier by scoring.build_table)")
+        print(f"result table: read from {cache} (a stored table written by an earlier run of this benchmark)")
         return cache.read_bytes()
     bench = _scoring_benchmark()
     data = bench.synthetic_wave(respondents, units, 5)
