@@ -21,6 +21,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such wave or unit, or no stored results"},
     409: {"description": "the wave is not closed: results exist only for closed waves"},
 }
+
+
+def _json(rendered: published.Rendered[Any]) -> Response:
+    """The answer's JSON as rendered once for this table (it was validated against its model then)."""
+    return Response(rendered.json, media_type="application/json")
+
+
 UnitKey = Annotated[str | None, Query(max_length=100, description="a unit's key; default: the organisation(s)")]
 
 
@@ -53,8 +60,8 @@ def get_results(
 def get_heatmap(wave_id: int, _key: Reader, session: SessionDep, request: Request) -> schemas.Heatmap | Response:
     """Every unit's mean, favourable share and n per construct; hidden cells say so and why."""
     _wave, table = stored_table(session, wave_id)
-    out = published.heatmap(table)
-    return tabular.heatmap(out) if wants_csv(request) else out
+    rendered = published.views.get("heatmap", table, published.heatmap)
+    return tabular.heatmap(rendered.out) if wants_csv(request) else _json(rendered)
 
 
 @router.get(
@@ -66,8 +73,8 @@ def get_heatmap(wave_id: int, _key: Reader, session: SessionDep, request: Reques
 def get_flags(wave_id: int, _key: Reader, session: SessionDep, request: Request) -> schemas.Flags | Response:
     """Each flag's unit, construct, rule, severity, evidence and message (Dutch and English)."""
     _wave, table = stored_table(session, wave_id)
-    out = published.flags(table)
-    return tabular.flags(out) if wants_csv(request) else out
+    rendered = published.views.get("flags", table, published.flags)
+    return tabular.flags(rendered.out) if wants_csv(request) else _json(rendered)
 
 
 @router.get(

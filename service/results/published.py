@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -11,6 +17,43 @@ from service.models import Unit, Wave
 from service.results import schemas
 from service.results.schemas import plain
 from service.results.service import Instruments, table_of
+
+Out = TypeVar("Out", bound=BaseModel)
+
+
+class Rendered(Generic[Out]):
+    """An answer that depends only on the stored table, with its JSON: made once per table, not once per call."""
+
+    def __init__(self, out: Out) -> None:
+        self.out = out
+        self.json = out.model_dump_json(by_alias=True).encode()
+
+
+class _Views:
+    """Whole-table answers (heatmap, flags) per wave, kept while the table object is the one the cache serves:
+    a rebuild gives a new table object, so a stale answer is never returned."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._items: OrderedDict[tuple[str, int], tuple[ResultTable, Rendered[BaseModel]]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, name: str, table: ResultTable, make: Callable[[ResultTable], Out]) -> Rendered[Out]:
+        key = (name, table.wave_id)
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is not None and hit[0] is table:
+            return hit[1]  # type: ignore[return-value]
+        rendered = Rendered(make(table))
+        with self._lock:
+            self._items[key] = (table, rendered)  # type: ignore[assignment]
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return rendered
+
+
+views = _Views()
 
 
 def _infos(table: ResultTable) -> tuple[list[schemas.ConstructInfo], list[schemas.ItemInfo]]:
