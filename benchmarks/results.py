@@ -101,7 +101,7 @@ def main() -> None:
             paths = {
                 "GET /healthz (baseline)": "/healthz",
                 "GET /results": f"{api}/results",
-                "GET /results?unit=div-1&by=location": f"{api}/results?unit=div-1&by=location",
+                "GET /results?unit=div-3-dep-1&by=location": f"{api}/results?unit=div-3-dep-1&by=location",
                 "GET /heatmap": f"{api}/heatmap",
                 "GET /flags": f"{api}/flags",
             }
