@@ -123,6 +123,7 @@ def close_wave(session: Session, wave: Wave, now: datetime | None = None) -> Wav
 
 def _close(session: Session, wave: Wave, now: datetime) -> bool:
     """Close ``wave`` unless another worker got there first; the winner runs the close hooks."""
+    session.flush()  # the refresh below reloads the row: write this session's pending changes first
     result = session.execute(
         update(Wave)
         .where(Wave.id == wave.id, Wave.state != "closed")
@@ -140,6 +141,7 @@ def advance(session: Session, wave: Wave, now: datetime | None = None) -> Wave:
     """Apply the clock: a draft whose window has begun opens; a wave whose window has ended closes."""
     now = now or utcnow()
     if wave.state == "draft" and wave.opens_at <= now < wave.closes_at:
+        session.flush()  # as in _close: the refresh must not drop pending changes
         session.execute(
             update(Wave).where(Wave.id == wave.id, Wave.state == "draft").values(state="open", opened_at=now)
         )

@@ -174,3 +174,23 @@ def test_window_end_in_the_past_cannot_open(client: TestClient, hr, app) -> None
         assert row is not None
         with pytest.raises(Exception, match="already ended"):
             waves.open_wave(session, row, now=datetime.now(UTC) + timedelta(days=30))
+
+
+def test_closing_keeps_changes_made_in_the_same_transaction(client: TestClient, hr, app) -> None:
+    """Participants uploaded and the wave closed in one transaction: the attribute values recorded survive."""
+    wave = create_wave(client, hr)
+    open_wave(client, hr, wave["id"])
+    with transaction(app.state.sessionmaker) as session:
+        row = waves.get(session, wave["id"])
+        waves.add_participants(
+            session,
+            row,
+            [{"unit_key": "team1", "attributes": {name: "x" for name in row.attributes}}],
+            base_url="http://testserver",
+            max_rows=10,
+        )
+        waves.close_wave(session, row)
+    with app.state.sessionmaker() as session:
+        stored = waves.get(session, wave["id"])
+        assert stored.state == "closed"
+        assert stored.attribute_values == {name: ["x"] for name in stored.attributes}
