@@ -6,27 +6,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
 from sqlalchemy import Engine
 
-from tests.conftest import alembic_config, drop_postgres_database, make_postgres_database
+from tests.conftest import migrated_database
 from tests.resilience.live import LiveServer, engine_for
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database migrated to head, for this test only."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'peil.db'}"
-        command.upgrade(alembic_config(url), "head")
+    with migrated_database(request.param, tmp_path) as url:
         yield url
-        return
-    url, name = make_postgres_database()
-    try:
-        command.upgrade(alembic_config(url), "head")
-        yield url
-    finally:
-        drop_postgres_database(name)
 
 
 @pytest.fixture
