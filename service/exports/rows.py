@@ -216,64 +216,50 @@ def _distributions(wave_id: int, cells: pa.StructArray) -> pa.Table:
     return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
 
+# The tables that come from the result table alone (the columnar copy stores them); ``waves`` and
+# ``instruments`` (one row each) and the units' names come from the wave's own row at export time.
+RESULT_TABLES: tuple[str, ...] = tuple(name for name in SCHEMAS if name not in ("waves", "instruments"))
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What the export takes from one stored result table: its own facts and the rows of ``RESULT_TABLES``
+    (``units.name`` null: names are the wave's business, filled in by ``finish``)."""
+
+    wave_id: int
+    instrument: str
+    version: int
+    min_group_size: int
+    previous_wave_id: int | None
+    constructs: tuple[str, ...]
+    tables: Mapping[str, pa.Table]
+
+
 def wave_tables(table: ResultTable | Mapping[str, Any], info: WaveInfo) -> dict[str, pa.Table]:
     """All exported tables of one wave, from its stored JSON form (``ResultTable.to_dict()``), in the table's
     own row order. A ``ResultTable`` is turned into that form first."""
     d: Mapping[str, Any] = table.to_dict() if isinstance(table, ResultTable) else table
+    return finish(derive(d), info)
+
+
+def derive(d: Mapping[str, Any]) -> Derived:
+    """The rows of ``RESULT_TABLES`` from a result table's JSON form: a change of shape only."""
     with _no_gc():
-        return _wave_tables(d, info)
+        return _derive(d)
 
 
-def _wave_tables(d: Mapping[str, Any], info: WaveInfo) -> dict[str, pa.Table]:
+def _derive(d: Mapping[str, Any]) -> Derived:
     w = int(d["wave_id"])
     depth = _depths(d["units"])
     cells = pa.array(d["cells"], type=_CELL)
     if not isinstance(cells, pa.StructArray):
         cells = cells.combine_chunks()
     previous = d["previous_wave_id"]
-    return {
-        "waves": _records(
-            "waves",
-            w,
-            [
-                {
-                    "name": info.name,
-                    "instrument": d["instrument"],
-                    "version": d["version"],
-                    "min_group_size": d["min_group_size"],
-                    "opens_at": info.opens_at,
-                    "closes_at": info.closes_at,
-                    "closed_at": info.closed_at,
-                    "previous_wave_id": previous,
-                    "attributes": list(info.attributes),
-                    "built_at": info.built_at,
-                }
-            ],
-        ),
+    tables = {
         "units": _records(
             "units",
             w,
-            (
-                {
-                    "unit": u["key"],
-                    "parent": u["parent"],
-                    "name": info.unit_names.get(u["key"]),
-                    "depth": depth[u["key"]],
-                }
-                for u in d["units"]
-            ),
-        ),
-        "instruments": _records(
-            "instruments",
-            w,
-            [
-                {
-                    "instrument": d["instrument"],
-                    "version": d["version"],
-                    "sha256": info.instrument_sha256,
-                    "constructs": [c["id"] for c in d["constructs"]],
-                }
-            ],
+            ({"unit": u["key"], "parent": u["parent"], "depth": depth[u["key"]]} for u in d["units"]),
         ),
         "constructs": _records(
             "constructs",
@@ -303,6 +289,60 @@ def _wave_tables(d: Mapping[str, Any], info: WaveInfo) -> dict[str, pa.Table]:
         ),
         "participation": _records("participation", w, d["participation"]),
     }
+    return Derived(
+        wave_id=w,
+        instrument=str(d["instrument"]),
+        version=int(d["version"]),
+        min_group_size=int(d["min_group_size"]),
+        previous_wave_id=None if previous is None else int(previous),
+        constructs=tuple(str(c["id"]) for c in d["constructs"]),
+        tables=tables,
+    )
+
+
+def finish(derived: Derived, info: WaveInfo) -> dict[str, pa.Table]:
+    """Every exported table of the wave: the derived rows, the unit names, and the one-row ``waves`` and
+    ``instruments`` tables from what the service knows of the wave."""
+    w = derived.wave_id
+    units = derived.tables["units"]
+    keys = units.column("unit").to_pylist()
+    names = pa.array([info.unit_names.get(k) for k in keys], type=pa.string())
+    units = units.set_column(units.schema.get_field_index("name"), SCHEMAS["units"].field("name"), names)
+    found = {
+        "waves": _records(
+            "waves",
+            w,
+            [
+                {
+                    "name": info.name,
+                    "instrument": derived.instrument,
+                    "version": derived.version,
+                    "min_group_size": derived.min_group_size,
+                    "opens_at": info.opens_at,
+                    "closes_at": info.closes_at,
+                    "closed_at": info.closed_at,
+                    "previous_wave_id": derived.previous_wave_id,
+                    "attributes": list(info.attributes),
+                    "built_at": info.built_at,
+                }
+            ],
+        ),
+        "instruments": _records(
+            "instruments",
+            w,
+            [
+                {
+                    "instrument": derived.instrument,
+                    "version": derived.version,
+                    "sha256": info.instrument_sha256,
+                    "constructs": list(derived.constructs),
+                }
+            ],
+        ),
+        **derived.tables,
+        "units": units,
+    }
+    return {name: found[name] for name in SCHEMAS}
 
 
 def check_safe(tables: Mapping[str, pa.Table], min_group_size: int) -> None:

@@ -17,14 +17,15 @@ from pathlib import Path
 import pyarrow as pa
 from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.audit import record
 from service.config import Settings
 from service.db import transaction
-from service.exports import lock
+from service.exports import columns, lock
 from service.exports.files import FileTarget
-from service.exports.rows import WaveInfo, check_safe, decode, wave_tables
+from service.exports.rows import WaveInfo, check_safe, decode, derive, finish
 from service.exports.schema import KEYS, TABLES
 from service.exports.sql import SqlTarget, split_url
 from service.models import ExportRun, PublishedInstrument, Unit, Wave, WaveResult
@@ -97,21 +98,42 @@ def plan(session: Session, target: str, *, full: bool = False, waves: Sequence[i
     return Plan(sorted(map(int, pending)), sorted(map(int, removed)), exported)
 
 
-def load_wave(session: Session, wave_id: int) -> tuple[dict[str, pa.Table], int, str]:
-    """The wave's exported tables (checked), its minimum group size and the ``built_at`` they come from.
+@dataclass(frozen=True)
+class Loaded:
+    """One wave's exported tables (checked), its minimum group size, the ``built_at`` they come from, and the
+    columnar copy derived from its JSON when the stored one was missing or stale (for ``backfill``)."""
 
-    It reads the stored JSON form of the result table, the one the API serves, straight from ``wave_results``:
-    the blob and its ``built_at`` in one statement, so that what is recorded as exported is what was read,
-    even if the wave is rebuilt meanwhile. Nothing is computed again.
+    tables: dict[str, pa.Table]
+    min_group_size: int
+    built_at: datetime
+    derived: bytes | None
+
+
+def load_wave(session: Session, wave_id: int) -> Loaded:
+    """The wave's exported tables, read from ``wave_results`` (the table the API serves), checked.
+
+    It reads the columnar copy stored beside the JSON form (``columns``) and its ``built_at`` in one statement,
+    so that what is recorded as exported is what was read, even if the wave is rebuilt meanwhile. A row without
+    a current copy (stored before it existed, or by older code) is derived from its JSON, as the copy would
+    have been. Nothing is computed again, and ``check_safe`` runs on what is exported, whichever path it took.
     """
     stored = session.execute(
-        select(WaveResult.table, WaveResult.built_at).where(WaveResult.wave_id == wave_id)
+        select(WaveResult.columnar, WaveResult.built_at).where(WaveResult.wave_id == wave_id)
     ).one_or_none()
     wave = session.get(Wave, wave_id)
     if stored is None or wave is None or wave.state != "closed":
         raise LookupError(f"wave {wave_id} has no stored results (deleted or reopened meanwhile)")
-    blob, built_at = stored
-    table = decode(blob)
+    data, built_at = stored
+    derived = columns.decode(data, built_at)
+    backfill = None
+    if derived is None:
+        blob = session.scalar(
+            select(WaveResult.table).where(WaveResult.wave_id == wave_id, WaveResult.built_at == built_at)
+        )
+        if blob is None:
+            raise LookupError(f"wave {wave_id}'s results were rebuilt or deleted while the export read them")
+        derived = derive(decode(blob))
+        backfill = columns.encode(derived, built_at)
     names = {key: name for key, name in session.execute(select(Unit.key, Unit.name))}
     sha = session.scalar(
         select(PublishedInstrument.sha256).where(
@@ -128,9 +150,25 @@ def load_wave(session: Session, wave_id: int) -> tuple[dict[str, pa.Table], int,
         unit_names=names,
         instrument_sha256=sha,
     )
-    tables = wave_tables(table, info)
-    check_safe(tables, int(table["min_group_size"]))
-    return tables, int(table["min_group_size"]), built_at.isoformat()
+    tables = finish(derived, info)
+    check_safe(tables, derived.min_group_size)
+    return Loaded(tables, derived.min_group_size, built_at, backfill)
+
+
+def backfill(factory: sessionmaker[Session], wave_id: int, loaded: Loaded) -> None:
+    """Store the columnar copy a run derived from the JSON, unless the table was rebuilt meanwhile (the rebuild
+    stored its own). A cache of the stored table, so a failure only costs the next run the same work again."""
+    if loaded.derived is None:
+        return
+    try:
+        with transaction(factory) as session:
+            session.execute(
+                update(WaveResult)
+                .where(WaveResult.wave_id == wave_id, WaveResult.built_at == loaded.built_at)
+                .values(columnar=loaded.derived)
+            )
+    except SQLAlchemyError:
+        log.warning("wave %d: could not store the export's columnar copy", wave_id, exc_info=True)
 
 
 def _error_text(exc: BaseException, target: Target) -> str:
@@ -199,11 +237,13 @@ def run_export(
                 if progress is not None:
                     progress(done, total, f"wave {wave_id}")
                 with factory() as session:
-                    tables, _k, built_at = load_wave(session, wave_id)
-                target.write_wave(wave_id, tables)
+                    loaded = load_wave(session, wave_id)
+                backfill(factory, wave_id, loaded)
+                target.write_wave(wave_id, loaded.tables)
                 for name in TABLES:
-                    rows[name] += tables[name].num_rows
-                exported[str(wave_id)] = built_at
+                    rows[name] += loaded.tables[name].num_rows
+                exported[str(wave_id)] = loaded.built_at.isoformat()
+                del loaded
                 if not lock.heartbeat(factory, owner, lock_ttl):
                     raise LockLost("the export lock lapsed and another run took it")
             for wave_id in todo.removed:

@@ -17,3 +17,6 @@ class WaveResult(Base):
     built_at: Mapped[datetime] = mapped_column(default=utcnow)
     engine: Mapped[str] = mapped_column(String(32))
     table: Mapped[bytes] = mapped_column(LargeBinary)  # gzip-compressed JSON of scoring.ResultTable.to_dict()
+    # The export's rows of that same table as Arrow IPC (service.exports.columns), derived when the table is
+    # stored; null for a table stored before the column existed. Deferred: only the export reads it.
+    columnar: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)

@@ -7,7 +7,9 @@ import json
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -16,6 +18,7 @@ from sqlalchemy.orm import Session
 from scoring import ResultTable
 from scoring.spec import InstrumentSpec
 from service.errors import Conflict, NotFound
+from service.exports import columns
 from service.instruments.loader import LoadedInstrument, to_spec
 from service.models import Wave, WaveResult
 from service.models.base import utcnow
@@ -91,14 +94,23 @@ def build(session: Session, wave: Wave, instruments: Instruments | None = None) 
         previous_spec = to_spec(instruments[(before.instrument, before.version)].instrument)
         previous = load_wave_data(session, before, previous_spec, tree)
     table: ResultTable = scoring.build_table(data, previous)
-    blob = gzip.compress(json.dumps(table.to_dict(), separators=(",", ":")).encode(), compresslevel=6)
-    row = session.get(WaveResult, wave.id)
-    if row is None:
-        session.add(WaveResult(wave_id=wave.id, engine=ENGINE, table=blob, built_at=utcnow()))
-    else:
-        row.table, row.engine, row.built_at = blob, ENGINE, utcnow()
-    session.flush()
+    store(session, wave.id, table.to_dict())
     return table
+
+
+def store(session: Session, wave_id: int, table: Mapping[str, Any]) -> None:
+    """Store a result table (its JSON form, ``ResultTable.to_dict()``), replacing an earlier one, together with
+    the export's columnar copy of it, both derived from this one dict and stamped with one ``built_at``."""
+    built_at = utcnow()
+    blob = gzip.compress(json.dumps(table, separators=(",", ":")).encode(), compresslevel=6)
+    columnar = columns.of(table, built_at)
+    row = session.get(WaveResult, wave_id)
+    if row is None:
+        row = WaveResult(wave_id=wave_id, engine=ENGINE)
+        session.add(row)
+    row.table, row.columnar, row.built_at = blob, columnar, built_at
+    row.engine = ENGINE
+    session.flush()
 
 
 def _build_on_close(session: Session, wave: Wave) -> None:
