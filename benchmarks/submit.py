@@ -6,22 +6,27 @@
 
 For each database it does what a user would: a fresh database, `peil db upgrade`, `peil keys create`, and
 `peil serve --workers 2` on a free 127.0.0.1 port; then, as HR over the API, an org tree, a `career-safety`
-wave and 20,000 invitations, opened. A separate load process (httpx, asyncio) posts complete surveys to the
-links, each link once, the whole survey in one form POST to ``/s/{token}`` (the form's no-JavaScript-free
-"whole survey" mode; it is what the form's own tests post and it runs the same checks and storage as the
-page-by-page flow). Full runs also measure the page-by-page flow a browser walks through (six page posts,
-each followed by loading the next page), counted as one submission per completed survey.
+wave and 20,000 invitations, opened. A separate load process posts complete surveys to the links, each link
+once, the whole survey in one form POST to ``/s/{token}`` (what the form's own tests post; it runs the same
+checks and storage as the page-by-page flow). Full runs also measure the page-by-page flow a browser walks
+through (six page posts, each followed by loading the next page), counted as one submission per survey.
 
 The baseline is a minimal FastAPI app defined below, served by the same uvicorn with 2 workers on the same
 kind of database (same engine settings) that takes the same form POST and inserts its fields as JSON into
-one table. Both are measured at full speed (a closed loop of concurrent clients: submissions per second, p50,
-p99) and paced at 200 submissions per second (an open loop; latency counts from the scheduled send time, so
-queueing is not hidden), both over at most 16 keep-alive connections, as a reverse proxy's upstream pool
-would hold. Every submission must get its 200; the number of complete responses the service reports
-afterwards must equal the number of 200s.
+one table. (It writes no access log; `peil serve` does, as a user runs it.) Both are measured at full speed
+(a closed loop: submissions per second, p50, p99) and paced at 200 submissions per second (an open loop;
+latency counts from the scheduled send time, so queueing is not hidden), both over 16 keep-alive
+connections, as a reverse proxy's upstream pool would hold, each closed and opened again after 100 requests
+so that both workers get their share. Every submission must get its 200 and thank-you page; the number of
+complete responses the service reports afterwards must equal the number of thank-you pages.
+
+The load process is a bare HTTP/1.1 client (prepared bytes out, status, headers and body in) that costs
+about 0.1 ms of CPU per submission, so it leaves the two cores to the servers. Each measurement also
+prints the CPU the servers used per submission (the uvicorn processes, and PostgreSQL's processes: the
+whole local cluster, so other work on it counts too), read from /proc: on a busy machine the throughput
+moves by tens of percent from run to run, the CPU per submission much less.
 
 Goals on a 2-core machine: >= 60% of the baseline's throughput, p99 < 100 ms at 200/s, zero errors.
-The load generator shares the two cores with the server, for the service and the baseline alike.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ SECRET = "bench-" + "s" * 42
 INVITATIONS = 20_000
 PACED_RATE = 200.0
 TEAMS = 40
+TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 # The baseline app --------------------------------------------------------------------------------------------
@@ -289,6 +295,12 @@ def responded(base: str, key: str, wave_id: int) -> int:
 
 # The load process ----------------------------------------------------------------------------------------------
 
+# Each client connection is closed after this many requests and opened again (nginx closes an upstream
+# keep-alive connection after `keepalive_requests`). With connections that live for the whole run, the worker
+# that happened to accept them at the start decided the result: all 16 on one worker, the other idle, was seen.
+REQUESTS_PER_CONNECTION = 100
+TIMEOUT = 30.0
+
 
 @dataclass
 class Figures:
@@ -300,6 +312,8 @@ class Figures:
     p50_ms: float
     p99_ms: float
     error_kinds: dict[str, int]
+    load_cpu_ms: float = float("nan")  # CPU of the load process per submission
+    server_cpu_ms: float = float("nan")  # CPU of the server's processes (and PostgreSQL's) per submission
 
     @property
     def rate(self) -> float:
@@ -313,89 +327,219 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+class HTTPFailure(Exception):
+    """The server's answer could not be read (what httpx would raise as a protocol error)."""
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection, with the least work a client can do per request.
+
+    The load process must leave the cores to the servers: a general client (httpx) spent about 2 ms of CPU
+    per submission here, more than the baseline server itself. This one writes prepared bytes and reads the
+    status, the headers and a body of the announced length.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.used = 0
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict[bytes, bytes], bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.used = 0
+        assert self.reader is not None
+        self.used += 1
+        closing = self.used >= REQUESTS_PER_CONNECTION
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+        if body:
+            head += f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
+        if closing:
+            head += "Connection: close\r\n"
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                self.writer.write(head.encode() + b"\r\n" + body)
+                lines = (await self.reader.readuntil(b"\r\n\r\n")).split(b"\r\n")
+                status = int(lines[0].split(b" ", 2)[1])
+                headers = {}
+                for line in lines[1:]:
+                    name, _, value = line.partition(b":")
+                    headers[name.strip().lower()] = value.strip()
+                if b"content-length" in headers:
+                    content = await self.reader.readexactly(int(headers[b"content-length"]))
+                elif headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+                    content = await self._chunked()
+                else:
+                    content, closing = await self.reader.read(), True
+        except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            self.close()
+            raise
+        if closing or headers.get(b"connection", b"").lower() == b"close":
+            self.close()
+        return status, headers, content
+
+    async def _chunked(self) -> bytes:
+        assert self.reader is not None
+        parts = []
+        while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            parts.append(await self.reader.readexactly(size + 2))
+        await self.reader.readuntil(b"\r\n")
+        return b"".join(part[:-2] for part in parts)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 async def _load(job: dict[str, Any]) -> dict[str, Any]:
-    """Run one measurement: ``mode`` max (closed loop), paced (open loop at ``rate``) or flow (page by page)."""
-    base, mode = job["base"], job["mode"]
+    """Run one measurement: ``mode`` max (closed loop), paced (open loop at ``rate``) or flow (page by page).
+
+    ``connections`` lanes each own one connection and send one request at a time, as a proxy's upstream pool
+    would. A paced run schedules submission n at ``start + n / rate`` and counts its latency from then, so
+    time spent waiting for a free lane is not hidden.
+    """
+    started_cpu = time.process_time()
+    host, port = job["base"].removeprefix("http://").rsplit(":", 1)
+    mode = job["mode"]
     tokens: list[str] = job["tokens"]
-    bodies: list[Any] = job["bodies"]
-    deadline = time.perf_counter() + job["max_seconds"]
+    bodies: list[Any] = [[b.encode() for b in body] if mode == "flow" else body.encode() for body in job["bodies"]]
+    lanes = job["connections"]
     latencies: list[float] = []
     kinds: dict[str, int] = {}
-    headers = {"content-type": "application/x-www-form-urlencoded"}
-    limits = httpx.Limits(max_connections=job["connections"], max_keepalive_connections=job["connections"])
 
     def fail(kind: str) -> None:
         kinds[kind] = kinds.get(kind, 0) + 1
 
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        # Requests waiting for a connection queue here (FIFO, O(1)), not inside httpx's pool, which slows down
-        # badly with thousands of waiters when a paced run falls behind.
-        gate = asyncio.Semaphore(job["connections"])
+    async def submit(connection: Connection, n: int, due: float) -> None:
+        path = f"/s/{tokens[n]}"
+        try:
+            if mode == "flow":
+                for body in bodies[n]:
+                    status, headers, content = await connection.request("POST", path, body)
+                    if status == 303:
+                        location = headers[b"location"].decode()
+                        status, headers, content = await connection.request("GET", path + location)
+                    if status != 200:
+                        break
+            else:
+                status, _headers, content = await connection.request("POST", path, bodies[n])
+        except Exception as exc:  # every failure is counted, by its kind
+            fail(type(exc).__name__)
+            return
+        if status != 200 or b"Thank" not in content:
+            fail(f"HTTP {status}")
+            return
+        latencies.append(time.perf_counter() - due)
 
-        async def submit(n: int, started: float) -> None:
-            async with gate:
-                await send(n, started)
+    queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
 
-        async def send(n: int, started: float) -> None:
-            try:
-                if mode == "flow":
-                    for body in bodies[n]:
-                        response = await client.post(f"/s/{tokens[n]}", content=body, headers=headers)
-                        if response.status_code == 303:
-                            response = await client.get(f"/s/{tokens[n]}{response.headers['location']}")
-                        if response.status_code != 200:
-                            break
-                else:
-                    response = await client.post(f"/s/{tokens[n]}", content=bodies[n], headers=headers)
-            except httpx.HTTPError as exc:
-                fail(type(exc).__name__)
-                return
-            if response.status_code != 200 or "Thank" not in response.text:
-                fail(f"HTTP {response.status_code}")
-                return
-            latencies.append(time.perf_counter() - started)
-
-        started = time.perf_counter()
-        count = len(tokens)
-        if mode == "paced":
-            tasks = []
-            for n in range(count):
-                due = started + n / job["rate"]
-                if due > deadline:
-                    count = n
+    async def lane() -> int:
+        connection = Connection(host, int(port))
+        done = 0
+        try:
+            while (item := await queue.get()) is not None:
+                n, due = item
+                if mode != "paced" and time.perf_counter() > deadline:
                     break
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(submit(n, due)))  # latency from the scheduled send
-            await asyncio.gather(*tasks)
-        else:
-            queue = iter(range(count))
-            done = 0
+                await submit(connection, n, due if mode == "paced" else time.perf_counter())
+                done += 1
+        finally:
+            connection.close()
+        return done
 
-            async def worker() -> None:
-                nonlocal done
-                for n in queue:
-                    if time.perf_counter() > deadline:
-                        return
-                    await submit(n, time.perf_counter())
-                    done += 1
+    started = time.perf_counter()
+    deadline = started + job["max_seconds"]
+    workers = [asyncio.create_task(lane()) for _ in range(lanes)]
+    if mode == "paced":
+        rate = job["rate"]
+        for n in range(len(tokens)):
+            due = started + n / rate
+            if due > deadline:
+                break
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            queue.put_nowait((n, due))
+    else:  # a closed loop: each lane takes the next submission when its last one is answered, until the deadline
+        for n in range(len(tokens)):
+            queue.put_nowait((n, 0.0))
+    for _ in range(lanes):
+        queue.put_nowait(None)
+    submitted = sum(await asyncio.gather(*workers))
+    seconds = time.perf_counter() - started
+    return {
+        "submitted": submitted,
+        "latencies": latencies,
+        "kinds": kinds,
+        "seconds": seconds,
+        "cpu": time.process_time() - started_cpu,
+    }
 
-            await asyncio.gather(*(worker() for _ in range(job["connections"])))
-            count = done
-        seconds = time.perf_counter() - started
-    return {"submitted": count, "latencies": latencies, "kinds": kinds, "seconds": seconds}
+
+# CPU accounting (Linux /proc): what a measurement cost the servers, not only how fast it went -----------------
 
 
-def measure(label: str, base: str, mode: str, tokens: list[str], bodies: list[Any], tmp: Path, **job: Any) -> Figures:
-    """Run the load in a separate process and collect its figures."""
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, name, CPU seconds of the process and of its children that have ended)."""
+    table: dict[int, tuple[int, str, float]] = {}
+    proc = Path("/proc")
+    for entry in proc.iterdir() if proc.is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()  # after "pid (name) ": state, ppid, ...
+        cpu = sum(int(f) for f in fields[11:15]) / TICKS  # utime, stime, cutime, cstime
+        table[int(entry.name)] = (int(fields[1]), raw[raw.index("(") + 1 : raw.rindex(")")], cpu)
+    return table
+
+
+def tree_cpu(roots: list[int]) -> float:
+    """CPU seconds used so far by ``roots`` and all their descendants (ended ones too, once reaped)."""
+    table = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _name, _cpu) in table.items():
+        children.setdefault(parent, []).append(pid)
+    total, todo, seen = 0.0, list(roots), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in table:
+            continue
+        seen.add(pid)
+        total += table[pid][2]
+        todo.extend(children.get(pid, ()))
+    return total
+
+
+def postgres_roots() -> list[int]:
+    """The local PostgreSQL postmasters (their backends and helpers are their descendants)."""
+    table = _processes()
+    return [
+        pid
+        for pid, (parent, name, _) in table.items()
+        if name == "postgres" and table.get(parent, (0, ""))[1] != "postgres"
+    ]
+
+
+def measure(
+    label: str, base: str, mode: str, tokens: list[str], bodies: list[Any], tmp: Path, cpu_roots: list[int], **job: Any
+) -> Figures:
+    """Run the load in a separate process and collect its figures, with the CPU ``cpu_roots`` used meanwhile."""
     spec = {"base": base, "mode": mode, "tokens": tokens, "bodies": bodies, **job}
-    job_file, out_file = tmp / f"{label}.job.json", tmp / f"{label}.out.json"
+    name = "".join(c if c.isalnum() else "-" for c in label)
+    job_file, out_file = tmp / f"{name}.job.json", tmp / f"{name}.out.json"
     job_file.write_text(json.dumps(spec))
+    before = tree_cpu(cpu_roots)
     subprocess.run([sys.executable, __file__, "--load-job", str(job_file), str(out_file)], check=True, timeout=900)
+    server_cpu = tree_cpu(cpu_roots) - before
     result = json.loads(out_file.read_text())
     latencies = result["latencies"]
     errors = result["submitted"] - len(latencies)
+    per = 1000 / max(1, result["submitted"])
     return Figures(
         label,
         result["submitted"],
@@ -405,6 +549,8 @@ def measure(label: str, base: str, mode: str, tokens: list[str], bodies: list[An
         1000 * percentile(latencies, 50),
         1000 * percentile(latencies, 99),
         result["kinds"],
+        load_cpu_ms=result["cpu"] * per,
+        server_cpu_ms=server_cpu * per if cpu_roots else float("nan"),
     )
 
 
@@ -422,8 +568,9 @@ class Plan:
 def show(figures: Figures) -> None:
     kinds = f"  {figures.error_kinds}" if figures.error_kinds else ""
     print(
-        f"  {figures.label:<28} {figures.ok:>6} ok {figures.errors:>4} errors  {figures.rate:8.1f}/s"
-        f"  p50 {figures.p50_ms:7.1f} ms  p99 {figures.p99_ms:7.1f} ms{kinds}"
+        f"  {figures.label:<24} {figures.ok:>6} ok {figures.errors:>4} errors {figures.rate:7.1f}/s"
+        f"  p50 {figures.p50_ms:6.1f} ms  p99 {figures.p99_ms:6.1f} ms"
+        f"  cpu/sub: server {figures.server_cpu_ms:4.2f} ms, load {figures.load_cpu_ms:4.2f} ms{kinds}"
     )
 
 
@@ -432,6 +579,10 @@ def bench_backend(backend: str, plan: Plan, tmp: Path) -> dict[str, Any]:
     paced_count = int(plan.paced_seconds * PACED_RATE)
     needed = plan.max_count + paced_count + plan.flow_count
     whole, pages = survey_bodies(needed)
+    max_part = slice(0, plan.max_count)
+    paced_part = slice(plan.max_count, plan.max_count + paced_count)
+    flow_part = slice(plan.max_count + paced_count, needed)
+    lanes = {"connections": plan.connections}
 
     # The baseline: same uvicorn settings, same kind of database, one table.
     with fresh_database(backend, tmp, "baseline") as url:
@@ -440,26 +591,16 @@ def bench_backend(backend: str, plan: Plan, tmp: Path) -> dict[str, Any]:
         base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "BENCH_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
         command = uvicorn_command("benchmarks.submit:make_baseline", port, "--factory")
-        with running(command, env, tmp / f"baseline-{backend}.log", base):
-            fake = [secrets.token_urlsafe(32) for _ in range(needed)]
-            measure(
-                f"warm-b-{backend}",
-                base,
-                "max",
-                fake[-200:],
-                whole[:200],
-                tmp,
-                connections=plan.connections,
-                max_seconds=60,
-            )
+        with running(command, env, tmp / f"baseline-{backend}.log", base) as process:
+            roots = [process.pid, *(postgres_roots() if backend == "postgresql" else [])]
+            fake = [secrets.token_urlsafe(32) for _ in range(needed + 200)]
+            measure(f"warm-b-{backend}", base, "max", fake[-200:], whole[:200], tmp, roots, max_seconds=60, **lanes)
             b_max = measure(
-                f"baseline-{backend}", base, "max", fake[: plan.max_count], whole[: plan.max_count], tmp,
-                connections=plan.connections, max_seconds=120,
-            )  # fmt: skip
+                "baseline", base, "max", fake[max_part], whole[max_part], tmp, roots, max_seconds=120, **lanes
+            )
             b_paced = measure(
-                f"baseline-paced-{backend}", base, "paced", fake[plan.max_count : plan.max_count + paced_count],
-                whole[plan.max_count : plan.max_count + paced_count], tmp, rate=PACED_RATE,
-                connections=plan.connections, max_seconds=plan.paced_seconds,
+                f"baseline paced {PACED_RATE:.0f}/s", base, "paced", fake[paced_part], whole[paced_part], tmp, roots,
+                rate=PACED_RATE, max_seconds=plan.paced_seconds, **lanes,
             )  # fmt: skip
 
     # The service, as a user runs it.
@@ -470,29 +611,26 @@ def bench_backend(backend: str, plan: Plan, tmp: Path) -> dict[str, Any]:
         peil("db", "upgrade", env=env)
         key = peil("keys", "create", "--role", "hr", "--name", "benchmark", env=env).strip().splitlines()[-1]
         command = [str(BIN / "peil"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
-        with running(command, env, tmp / f"peil-{backend}.log", base):
+        with running(command, env, tmp / f"peil-{backend}.log", base) as process:
+            roots = [process.pid, *(postgres_roots() if backend == "postgresql" else [])]
             wave_id, tokens = setup_wave(base, key, INVITATIONS)
             if len(tokens) < needed + 200:
                 raise SystemExit(f"{needed} submissions need more than {len(tokens)} invitations")
-            warm = tokens[-200:]
             warmed = measure(
-                f"warm-p-{backend}", base, "max", warm, whole[:200], tmp, connections=plan.connections, max_seconds=60
+                f"warm-p-{backend}", base, "max", tokens[-200:], whole[:200], tmp, roots, max_seconds=60, **lanes
             )
             s_max = measure(
-                f"peil-{backend}", base, "max", tokens[: plan.max_count], whole[: plan.max_count], tmp,
-                connections=plan.connections, max_seconds=120,
-            )  # fmt: skip
+                "peil", base, "max", tokens[max_part], whole[max_part], tmp, roots, max_seconds=120, **lanes
+            )
             s_paced = measure(
-                f"peil-paced-{backend}", base, "paced", tokens[plan.max_count : plan.max_count + paced_count],
-                whole[plan.max_count : plan.max_count + paced_count], tmp, rate=PACED_RATE,
-                connections=plan.connections, max_seconds=plan.paced_seconds,
+                f"peil paced {PACED_RATE:.0f}/s", base, "paced", tokens[paced_part], whole[paced_part], tmp, roots,
+                rate=PACED_RATE, max_seconds=plan.paced_seconds, **lanes,
             )  # fmt: skip
             flow = None
             if plan.flow_count:
-                start = plan.max_count + paced_count
                 flow = measure(
-                    f"peil-flow-{backend}", base, "flow", tokens[start : start + plan.flow_count],
-                    pages[start : start + plan.flow_count], tmp, connections=plan.connections, max_seconds=120,
+                    "peil page by page", base, "flow", tokens[flow_part], pages[flow_part], tmp, roots,
+                    max_seconds=120, **lanes,
                 )  # fmt: skip
             stored = responded(base, key, wave_id)
     expected = warmed.ok + s_max.ok + s_paced.ok + (flow.ok if flow else 0)
@@ -513,7 +651,8 @@ def bench_backend(backend: str, plan: Plan, tmp: Path) -> dict[str, Any]:
         "backend": backend,
         "ratio": ratio,
         "paced_p99_ms": s_paced.p99_ms,
-        "errors": s_max.errors + s_paced.errors + (flow.errors if flow else 0),
+        "paced_rate": s_paced.rate,
+        "errors": s_max.errors + s_paced.errors + (flow.errors if flow else 0) + warmed.errors,
         "stored_match": stored == expected,
     }
 
