@@ -13,11 +13,12 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READING = "peil_reading"  # execution option of ``reading`` connections: no BEGIN IMMEDIATE, no writers' queue
 
 
 class _WriteLock:
@@ -79,12 +80,13 @@ class _LockingConnection(sqlite3.Connection):
             self.write_lock.release()
 
     def commit(self) -> None:
+        wrote = self._holding
         try:
             super().commit()
         finally:
             if not self.in_transaction:
                 self.let_go()
-        if self.write_lock is not None and next(_commits) % CHECKPOINT_EVERY == 0:
+        if wrote and next(_commits) % CHECKPOINT_EVERY == 0:
             # SQLite's automatic checkpoint would run inside COMMIT, while this writer still holds the file
             # lock and every other writer waits for its fsync. Here it runs after the lock is released, in
             # PASSIVE mode, which lets writers go on.
@@ -141,6 +143,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Any) -> None:
+            if connection.get_execution_options().get(READING):
+                return  # no BEGIN: each statement reads on its own, outside the writers' queue
             raw = connection.connection.dbapi_connection
             raw.hold_write_lock()
             try:
@@ -154,6 +158,44 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads outside any transaction: every statement runs on its own (autocommit).
+
+    On SQLite it stays out of the writers' queue (in WAL mode a reader never waits for a writer); on
+    PostgreSQL it saves the BEGIN and COMMIT round trips. A single write statement on it is a transaction of
+    its own on PostgreSQL; on SQLite, write in ``engine.begin()`` (which queues writers) instead.
+    """
+    option = {"isolation_level": "AUTOCOMMIT"} if engine.dialect.name == "postgresql" else {READING: True}
+    with engine.connect().execution_options(**option) as conn:
+        yield conn
+
+
+@contextmanager
+def writing(db: Connection) -> Iterator[Connection]:
+    """A write transaction on a ``reading`` connection, committed when the block ends (rolled back on error).
+
+    A request that reads and then writes does both on one connection: it never waits for a second connection
+    while it holds one (with more requests than pooled connections, such waits could last for ever). On
+    SQLite the transaction begins IMMEDIATE, in the writers' queue, like every other write. After the block
+    the connection reads outside a transaction again.
+    """
+    postgresql = db.dialect.name == "postgresql"
+    db.commit()  # the reads before: no transaction to end, but the connection's own bookkeeping
+    if postgresql:
+        db.execution_options(isolation_level=db.dialect.default_isolation_level)
+    else:
+        db.execution_options(**{READING: False})
+    try:
+        with db.begin():
+            yield db
+    finally:
+        if postgresql:
+            db.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            db.execution_options(**{READING: True})
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -20,17 +20,18 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.responses import Response as HTTPResponse
 
-from service.db import SessionDep
+from service.db import reading, writing
 from service.forms import i18n, service
 from service.forms.i18n import Lang
 from service.forms.throttle import LinkMisses, Verdict
 from service.forms.views import page_view, thanks_view
 from service.instruments.schema import Instrument
-from service.models import Invitation, Wave
 from service.models.base import utcnow
 from service.waves import service as waves
 
@@ -175,14 +176,14 @@ def _too_many(request: Request, lang: Lang, retry_after: int) -> HTMLResponse:
     return _message(request, lang, "too_many", 429, text=text, headers={"Retry-After": str(retry_after)})
 
 
-def _not_taking_answers(request: Request, lang: Lang, wave: Wave, *, posted: bool) -> HTMLResponse:
+def _not_taking_answers(request: Request, lang: Lang, link: service.Link, *, posted: bool) -> HTMLResponse:
     """A wave that is not open yet (200 to look at, 409 to post to) or closed (410)."""
-    if wave.state == "closed":
+    if link.state == "closed":
         return _message(request, lang, "closed", 410)
     words = i18n.WORDS[lang]
-    planned = wave.opens_at > utcnow()
+    planned = link.opens_at > utcnow()
     text = (
-        words["not_open_text"].format(opens=i18n.when(wave.opens_at, lang)) if planned else words["not_open_unplanned"]
+        words["not_open_text"].format(opens=i18n.when(link.opens_at, lang)) if planned else words["not_open_unplanned"]
     )
     return _message(request, lang, "not_open", 409 if posted else 200, text=text)
 
@@ -190,8 +191,7 @@ def _not_taking_answers(request: Request, lang: Lang, wave: Wave, *, posted: boo
 def _page(
     request: Request,
     lang: Lang,
-    instrument: Instrument,
-    wave: Wave,
+    link: _Link,
     page: int,
     values: dict[str, Any],
     problems: list[service.Problem] | None = None,
@@ -200,12 +200,24 @@ def _page(
     notice: str | None = None,
     form_error: bool = False,
 ) -> HTMLResponse:
-    view = page_view(instrument, wave, lang, page, values, problems or [], form_error=form_error)
+    view = page_view(link.instrument, link.wave.closes_at, lang, page, values, problems or [], form_error=form_error)
     return _render(request, "page.html", lang, {"v": view, "notice": notice}, status)
 
 
-def _thanks(request: Request, lang: Lang, instrument: Instrument, wave: Wave) -> HTMLResponse:
-    return _render(request, "thanks.html", lang, {"v": thanks_view(instrument, wave, lang)})
+def _thanks(request: Request, lang: Lang, link: _Link) -> HTMLResponse:
+    """The thank-you page: the same for every link of a wave, so rendered once per wave, language and window."""
+    key = (link.wave.instrument, link.wave.version, link.wave.closes_at, lang, request.scope.get("root_path", ""))
+    body = _thanks_pages.get(key)
+    if body is None:
+        view = thanks_view(link.instrument, link.wave.closes_at, lang)
+        body = bytes(_render(request, "thanks.html", lang, {"v": view}).body)
+        if len(_thanks_pages) >= 256:  # a wave's window rarely changes: a bound, not an eviction policy
+            _thanks_pages.clear()
+        _thanks_pages[key] = body
+    return HTMLResponse(body, headers=NO_INDEX)
+
+
+_thanks_pages: dict[tuple[Any, ...], bytes] = {}
 
 
 def _next(page: int | str, lang: Lang, *, check: bool = False) -> RedirectResponse:
@@ -216,19 +228,20 @@ def _next(page: int | str, lang: Lang, *, check: bool = False) -> RedirectRespon
 
 @dataclass
 class _Link:
-    invitation: Invitation
-    wave: Wave
+    wave: service.Link  # the invitation's unit and sealed attributes, and its wave's state and window
     instrument: Instrument
 
 
-def _open_link(request: Request, session: SessionDep, token: str) -> _Link | None:
-    found = service.find_invitation_and_wave(session, token)  # one round trip for both
+def _open_link(request: Request, db: Connection, token: str) -> _Link | None:
+    found = service.open_link(db, token)  # one round trip for the invitation and its wave
     if found is None:
         return None
-    invitation, wave = found
-    wave = waves.advance(session, wave)
-    instrument: Instrument = request.app.state.instruments[(wave.instrument, wave.version)].instrument
-    return _Link(invitation, wave, instrument)
+    if found.clock_due(utcnow()):  # the wave's window has begun or ended: the clock opens or closes it now
+        with writing(db), Session(bind=db) as session:
+            found = found.with_wave(waves.advance(session, waves.get(session, found.wave_id)))
+            session.flush()
+    instrument: Instrument = request.app.state.instruments[(found.instrument, found.version)].instrument
+    return _Link(found, instrument)
 
 
 def _page_number(raw: str | None, pages: int) -> int | None:
@@ -238,6 +251,10 @@ def _page_number(raw: str | None, pages: int) -> int | None:
 
 
 # Routes --------------------------------------------------------------------------------------------------
+#
+# Both routes are plain functions (FastAPI runs them in its thread pool, one hop per request) and do their
+# database work on one connection outside a transaction (``reading``): looking up a link never queues
+# behind SQLite's writers, and on PostgreSQL a link's first save is a single statement.
 
 
 @router.get("/s/{token:path}", summary="The survey form behind a link", response_class=HTMLResponse)
@@ -245,7 +262,6 @@ def show_form(
     token: str,
     request: Request,
     verdict: Gate,
-    session: SessionDep,
     page: str | None = None,
     lang: str | None = None,
     check: str | None = None,
@@ -254,17 +270,16 @@ def show_form(
     language = i18n.pick(lang, request.headers.get("accept-language"))
     if verdict.retry_after:
         return _too_many(request, language, verdict.retry_after)
-    link = _open_link(request, session, token)
-    if link is None:
-        return _not_found(request, language)
-    if link.wave.state != "open":
-        return _not_taking_answers(request, language, link.wave, posted=False)
-    response = service.find_response(session, token=token, secret=request.app.state.secret)
-    stored = dict(response.answers) if response is not None else {}
-    complete = response is not None and response.complete
+    with reading(request.app.state.engine) as db:
+        link = _open_link(request, db, token)
+        if link is None:
+            return _not_found(request, language)
+        if link.wave.state != "open":
+            return _not_taking_answers(request, language, link.wave, posted=False)
+        stored, complete = service.stored_response(db, token=token, secret=request.app.state.secret)
     pages = len(link.instrument.sections)
     if complete and page in (None, "done"):
-        return _thanks(request, language, link.instrument, link.wave)
+        return _thanks(request, language, link)
     number = _page_number(page, pages) or 1
     problems = []
     if check == "1":
@@ -272,56 +287,45 @@ def show_form(
     notice = None
     if complete:
         notice = i18n.WORDS[language]["already_sent"].format(closes=i18n.when(link.wave.closes_at, language))
-    return _page(request, language, link.instrument, link.wave, number, _as_values(stored), problems, notice=notice)
+    return _page(request, language, link, number, _as_values(stored), problems, notice=notice)
 
 
 @router.post("/s/{token:path}", summary="Save answers behind a link", response_class=HTMLResponse)
-def save_form(token: str, request: Request, verdict: Gate, form: Form, session: SessionDep) -> HTTPResponse:
+def save_form(token: str, request: Request, verdict: Gate, form: Form) -> HTTPResponse:
     """Save a page (``_page`` and ``_action`` next/back/finish) or, without ``_page``, the whole survey."""
     language = i18n.pick(
         form.first("_lang") or request.query_params.get("lang"), request.headers.get("accept-language")
     )
     if verdict.retry_after:
         return _too_many(request, language, verdict.retry_after)
-    link = _open_link(request, session, token)
+    with reading(request.app.state.engine) as db:
+        return _save_form(token, request, form, language, db)
+
+
+def _save_form(token: str, request: Request, form: Submitted, language: Lang, db: Connection) -> HTTPResponse:
+    secret: bytes = request.app.state.secret
+    link = _open_link(request, db, token)
     if link is None:
         return _not_found(request, language)
     if link.wave.state != "open":
         return _not_taking_answers(request, language, link.wave, posted=True)
-    instrument, wave = link.instrument, link.wave
+    instrument = link.instrument
     pages = len(instrument.sections)
     raw_page = form.first("_page")
     number = _page_number(raw_page, pages)
     if form.trouble or (raw_page is not None and number is None):
-        stored = service.load_answers(session, token=token, secret=request.app.state.secret)
+        stored = service.load_answers(db, token=token, secret=secret)
         return _page(
-            request,
-            language,
-            instrument,
-            wave,
-            number or 1,
-            _as_values(stored),
-            status=form.trouble or 422,
-            form_error=True,
+            request, language, link, number or 1, _as_values(stored), status=form.trouble or 422, form_error=True
         )
 
     def store(answers: dict[str, Any], *, complete: bool) -> HTMLResponse | None:
+        """Save and commit (before the next page or the thank-you page is rendered); None when saved."""
         try:
-            service.save_answers(
-                session,
-                wave=wave,
-                invitation=link.invitation,
-                token=token,
-                secret=request.app.state.secret,
-                answers=answers,
-                complete=complete,
-            )
-        except service.WaveNotOpen:  # closed between the clock and the lock
-            session.refresh(wave)
-            return _not_taking_answers(request, language, wave, posted=True)
-        # Commit now, before the next page or the thank-you page is rendered: on SQLite the write lock is
-        # released as soon as the answers are safe, not after the template work.
-        session.commit()
+            service.save(db, link.wave, token=token, secret=secret, answers=answers, complete=complete)
+        except service.WaveNotOpen:  # closed between the clock and the save
+            now = service.open_link(db, token)
+            return _not_taking_answers(request, language, now or replace(link.wave, state="closed"), posted=True)
         return None
 
     if number is None:  # the whole survey in one post
@@ -329,8 +333,8 @@ def save_form(token: str, request: Request, verdict: Gate, form: Form, session: 
         problems = problems or service.missing_required(instrument.items, answers)
         if problems:
             first = service.first_page_with(instrument, (p.item_id for p in problems))
-            return _page(request, language, instrument, wave, first, form.fields, problems, status=422)
-        return store(answers, complete=True) or _thanks(request, language, instrument, wave)
+            return _page(request, language, link, first, form.fields, problems, status=422)
+        return store(answers, complete=True) or _thanks(request, language, link)
 
     section = instrument.sections[number - 1]
     answers, problems = service.parse_answers(section.items, form.fields)
@@ -338,20 +342,20 @@ def save_form(token: str, request: Request, verdict: Gate, form: Form, session: 
     if not problems and action != "back":
         problems = service.missing_required(section.items, answers)
     if problems:
-        return _page(request, language, instrument, wave, number, form.fields, problems, status=422)
+        return _page(request, language, link, number, form.fields, problems, status=422)
     if action == "back":
         return store(answers, complete=False) or _next(max(1, number - 1), language)
     if number < pages:
         return store(answers, complete=False) or _next(number + 1, language)
     # The last page: finish, unless an earlier page still misses a required answer.
-    stored = service.load_answers(session, token=token, secret=request.app.state.secret)
+    stored = service.load_answers(db, token=token, secret=secret)
     merged = {**stored, **answers}
     missing = service.missing_required(instrument.items, merged)
     if missing:
         return store(answers, complete=False) or _next(
             service.first_page_with(instrument, (p.item_id for p in missing)), language, check=True
         )
-    return store(answers, complete=True) or _thanks(request, language, instrument, wave)
+    return store(answers, complete=True) or _thanks(request, language, link)
 
 
 def _as_values(stored: dict[str, Any]) -> dict[str, list[str]]:

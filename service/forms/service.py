@@ -7,20 +7,20 @@ Saving never touches the invitation row.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import JSON, Boolean, Connection, Date, Integer, String, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from service import links
 from service.instruments.schema import Instrument, Item
 from service.models import Invitation, Response, Wave
-from service.models.base import utcnow
+from service.models.base import UTCDateTime, utcnow
 from service.models.response import random_id
 
 SCALE_BOUNDS: dict[str, tuple[int, int]] = {"likert5": (1, 5), "likert7": (1, 7), "nps": (0, 10)}
@@ -121,6 +121,52 @@ def first_page_with(instrument: Instrument, item_ids: Iterable[str]) -> int:
 # Finding ---------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Link:
+    """What a link token opens: its invitation's unit and sealed attributes, and its wave's state and window."""
+
+    wave_id: int
+    unit_id: int
+    sealed_attributes: bytes
+    state: str
+    opens_at: datetime
+    closes_at: datetime
+    instrument: str
+    version: int
+
+    def clock_due(self, now: datetime) -> bool:
+        """True when the clock opens or closes the wave (``waves.advance`` would change it)."""
+        return (self.state == "draft" and self.opens_at <= now < self.closes_at) or (
+            self.state != "closed" and self.closes_at <= now
+        )
+
+    def with_wave(self, wave: Wave) -> Link:
+        return replace(self, state=wave.state, opens_at=wave.opens_at, closes_at=wave.closes_at)
+
+
+_LINK = select(
+    Invitation.wave_id,
+    Invitation.unit_id,
+    Invitation.sealed_attributes,
+    Wave.state,
+    Wave.opens_at,
+    Wave.closes_at,
+    Wave.instrument,
+    Wave.version,
+).join(Wave, Wave.id == Invitation.wave_id)
+_LINK_BY_HASH = _LINK.where(Invitation.token_hash == bindparam("token_hash"))
+_RESPONSE_BY_MAC = select(Response.answers, Response.complete).where(Response.token_mac == bindparam("mac"))
+
+
+def open_link(db: Connection, token: str) -> Link | None:
+    """The invitation behind a link token and its wave, in one query, or None (implausible tokens are not
+    looked up)."""
+    if not links.plausible(token):
+        return None
+    row = db.execute(_LINK_BY_HASH, {"token_hash": links.token_hash(token)}).first()
+    return None if row is None else Link(*row)
+
+
 def find_invitation(session: Session, token: str) -> Invitation | None:
     """The invitation behind a link token, or None (implausible tokens are not looked up)."""
     if not links.plausible(token):
@@ -128,37 +174,153 @@ def find_invitation(session: Session, token: str) -> Invitation | None:
     return session.scalar(select(Invitation).where(Invitation.token_hash == links.token_hash(token)))
 
 
-def find_invitation_and_wave(session: Session, token: str) -> tuple[Invitation, Wave] | None:
-    """The invitation behind a link token and its wave, in one query, or None."""
-    if not links.plausible(token):
-        return None
-    row = session.execute(
-        select(Invitation, Wave)
-        .join(Wave, Wave.id == Invitation.wave_id)
-        .where(Invitation.token_hash == links.token_hash(token))
-    ).first()
-    return None if row is None else (row[0], row[1])
+def stored_response(db: Connection | Session, *, token: str, secret: bytes) -> tuple[dict[str, Any], bool]:
+    """The answers stored for a link (empty when it has none yet) and whether they are complete."""
+    row = db.execute(_RESPONSE_BY_MAC, {"mac": links.token_mac(secret, token)}).first()
+    return (dict(row.answers), bool(row.complete)) if row is not None else ({}, False)
 
 
-def find_response(session: Session, *, token: str, secret: bytes) -> Response | None:
-    return session.scalar(select(Response).where(Response.token_mac == links.token_mac(secret, token)))
-
-
-def load_answers(session: Session, *, token: str, secret: bytes) -> dict[str, Any]:
+def load_answers(db: Connection | Session, *, token: str, secret: bytes) -> dict[str, Any]:
     """The answers stored for a link (empty when it has none yet)."""
-    response = find_response(session, token=token, secret=secret)
-    return dict(response.answers) if response is not None else {}
-
-
-def takes_answers(wave: Wave, now: datetime) -> bool:
-    return _takes_answers(wave.state, wave.closes_at, now)
-
-
-def _takes_answers(state: str, closes_at: datetime, now: datetime) -> bool:
-    return state == "open" and now < closes_at
+    return stored_response(db, token=token, secret=secret)[0]
 
 
 # Storing ---------------------------------------------------------------------------------------------------
+#
+# A save must never land after its wave has closed: the close builds the wave's results in its own
+# transaction, so an answer stored after it would be thanked for and yet be missing from the results. On
+# PostgreSQL the save takes a share lock on the wave row in the statement that inserts: a close (an UPDATE
+# of that row) waits for saves holding it, and a save that meets a close waits for it and then sees the
+# closed state. On SQLite every write transaction holds the database's one write lock (BEGIN IMMEDIATE), so
+# the check and the insert cannot interleave with a close.
+
+_ROW_PARAMS = (
+    bindparam("id", type_=String()),
+    bindparam("unit_id", type_=Integer()),
+    bindparam("attributes", type_=JSON()),
+    bindparam("token_mac", type_=String()),
+    bindparam("answers", type_=JSON()),
+    bindparam("complete", type_=Boolean()),
+    bindparam("answered_on", type_=Date()),
+)
+_NOW = bindparam("now", type_=UTCDateTime())
+_WAVE_ID = bindparam("wave_id", type_=Integer())
+
+# PostgreSQL: the check, the lock and the insert in one statement (outside a transaction, it is one).
+_INSERT_IF_OPEN_PG = text(
+    """
+    WITH open_wave AS (
+        SELECT id FROM waves WHERE id = :wave_id AND state = 'open' AND closes_at > :now FOR SHARE
+    ), added AS (
+        INSERT INTO responses (id, wave_id, unit_id, attributes, token_mac, answers, complete, answered_on)
+        SELECT :id, id, :unit_id, :attributes, :token_mac, :answers, :complete, :answered_on FROM open_wave
+        ON CONFLICT (token_mac) DO NOTHING
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM open_wave) AS open, (SELECT count(*) FROM added) AS added
+    """
+).bindparams(_WAVE_ID, _NOW, *_ROW_PARAMS)
+# SQLite: inside the write transaction, the check and then the insert.
+_WAVE_OPEN_SQLITE = text(
+    "SELECT count(*) FROM waves WHERE id = :wave_id AND state = 'open' AND closes_at > :now"
+).bindparams(_WAVE_ID, _NOW)
+_INSERT_SQLITE = text(
+    """
+    INSERT INTO responses (id, wave_id, unit_id, attributes, token_mac, answers, complete, answered_on)
+    VALUES (:id, :wave_id, :unit_id, :attributes, :token_mac, :answers, :complete, :answered_on)
+    ON CONFLICT (token_mac) DO NOTHING
+    """
+).bindparams(_WAVE_ID, *_ROW_PARAMS)
+_STORED_FOR_UPDATE = (
+    select(Response.id, Response.answers, Response.complete)
+    .where(Response.token_mac == bindparam("mac"))
+    .with_for_update()
+)
+
+
+class _Added(enum.Enum):
+    INSERTED = "inserted"  # the link's first save
+    EXISTS = "exists"  # the link saved before: merge
+    CLOSED = "closed"  # the wave takes no answers: nothing stored
+
+
+def _insert_if_open(db: Connection, row: dict[str, Any], now: datetime) -> _Added:
+    params = {**row, "now": now}
+    if db.dialect.name == "postgresql":
+        is_open, added = db.execute(_INSERT_IF_OPEN_PG, params).one()
+    else:
+        is_open = db.execute(_WAVE_OPEN_SQLITE, params).scalar_one()
+        added = db.execute(_INSERT_SQLITE, params).rowcount if is_open else 0
+    if not is_open:
+        return _Added.CLOSED
+    return _Added.INSERTED if added else _Added.EXISTS
+
+
+def _new_row(
+    link: Link | Invitation, *, token: str, secret: bytes, answers: Mapping[str, object], complete: bool, now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": random_id(),
+        "wave_id": link.wave_id,
+        "unit_id": link.unit_id,
+        "attributes": links.unseal(token, link.sealed_attributes),
+        "token_mac": links.token_mac(secret, token),
+        "answers": {item_id: value for item_id, value in answers.items() if value is not None},
+        "complete": complete,
+        "answered_on": now.date(),
+    }
+
+
+def _store(db: Connection, row: dict[str, Any], answers: Mapping[str, object], now: datetime) -> dict[str, Any]:
+    """Insert ``row`` or merge ``answers`` into the link's stored row, in the caller's write transaction."""
+    added = _insert_if_open(db, row, now)
+    if added is _Added.CLOSED:
+        state = db.scalar(select(Wave.state).where(Wave.id == row["wave_id"]))
+        raise WaveNotOpen("closed" if state in (None, "closed") else state)
+    if added is _Added.INSERTED:
+        return row
+    # The link saved before (or a concurrent first save won): merge into its row, under a row lock.
+    stored = db.execute(_STORED_FOR_UPDATE, {"mac": row["token_mac"]}).first()
+    if stored is None:  # pragma: no cover - the row was inserted or already there
+        raise RuntimeError("the response row vanished")
+    merged = dict(stored.answers)
+    for item_id, value in answers.items():
+        if value is None:
+            merged.pop(item_id, None)
+        else:
+            merged[item_id] = value
+    values = {"answers": merged, "complete": stored.complete or row["complete"], "answered_on": row["answered_on"]}
+    db.execute(update(Response).where(Response.id == stored.id).values(**values))
+    return {**row, **values, "id": stored.id}
+
+
+def save(
+    db: Connection,
+    link: Link,
+    *,
+    token: str,
+    secret: bytes,
+    answers: Mapping[str, object],
+    complete: bool,
+    now: datetime | None = None,
+) -> None:
+    """Merge ``answers`` into the link's one response, creating it on first save, and commit.
+
+    ``db`` is a connection outside a transaction (``service.db.reading``). The rules are those of
+    ``save_answers``. On PostgreSQL a link's first save is a single statement, which is a transaction of its
+    own (one round trip); a later save of the same link merges in a transaction. On SQLite the save is a
+    short write transaction: the values are worked out before the write lock is taken.
+    """
+    now = now or utcnow()
+    row = _new_row(link, token=token, secret=secret, answers=answers, complete=complete, now=now)
+    if db.dialect.name == "postgresql":
+        added = _insert_if_open(db, row, now)
+        if added is _Added.INSERTED:
+            return
+        if added is _Added.CLOSED:
+            raise WaveNotOpen("closed" if link.state == "open" else link.state)
+    with db.engine.begin() as write:
+        _store(write, row, answers, now)
 
 
 def save_answers(
@@ -176,54 +338,14 @@ def save_answers(
 
     ``answers`` maps item ids to checked values (see ``parse_answers``); ``None`` removes an item's stored
     answer. ``complete=True`` marks the response complete; a complete response stays complete when edited
-    later. The wave row is locked for share and its state checked again inside this transaction, so a wave
-    that closes concurrently either waits for this save or refuses it (``WaveNotOpen``): nothing is stored
-    after the close. Concurrent saves of one token meet on the unique ``token_mac`` and store one row.
-    The caller commits (the request's session dependency does).
+    later. The wave's state is checked again inside this transaction, under a share lock on the wave row on
+    PostgreSQL, so a wave that closes concurrently either waits for this save or refuses it (``WaveNotOpen``):
+    nothing is stored after the close. Concurrent saves of one token meet on the unique ``token_mac`` and store
+    one row. The caller commits (the request's session dependency does).
     """
     now = now or utcnow()
-    # Core statements, not ORM entities: this is the hot path of a survey's busiest hour, and on SQLite the
-    # write lock is held for exactly these statements.
-    db = session.connection()  # the session's transaction, without the ORM's statement processing
-    locked = db.execute(
-        select(Wave.id, Wave.state, Wave.closes_at)
-        .where(Wave.id == wave.id)
-        .with_for_update(read=True)  # FOR SHARE on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises
-    ).first()
-    if locked is None or not _takes_answers(locked.state, locked.closes_at, now):
-        raise WaveNotOpen("closed" if locked is None or locked.state == "closed" else locked.state)
-    if invitation.wave_id != locked.id:
+    if invitation.wave_id != wave.id:
         raise ValueError("the invitation belongs to another wave")
-
-    mac = links.token_mac(secret, token)
-    given = {item_id: value for item_id, value in answers.items() if value is not None}
-    row = {
-        "id": random_id(),
-        "wave_id": locked.id,
-        "unit_id": invitation.unit_id,
-        "attributes": links.unseal(token, invitation.sealed_attributes),
-        "token_mac": mac,
-        "answers": given,
-        "complete": complete,
-        "answered_on": now.date(),
-    }
-    insert = postgresql.insert if db.dialect.name == "postgresql" else sqlite.insert
-    responses = cast(Table, Response.__table__)
-    first = db.execute(insert(responses).values(**row).on_conflict_do_nothing(index_elements=["token_mac"]))
-    if first.rowcount == 1:  # the link's first save: one statement
-        return Response(**row)
-    # The link saved before (or a concurrent first save won): merge into its row, under a row lock.
-    stored = db.execute(
-        select(Response.id, Response.answers, Response.complete).where(Response.token_mac == mac).with_for_update()
-    ).first()
-    if stored is None:  # pragma: no cover - the row was inserted or already there
-        raise RuntimeError("the response row vanished")
-    merged = dict(stored.answers)
-    for item_id, value in answers.items():
-        if value is None:
-            merged.pop(item_id, None)
-        else:
-            merged[item_id] = value
-    values = {"answers": merged, "complete": stored.complete or complete, "answered_on": now.date()}
-    db.execute(update(responses).where(responses.c.id == stored.id).values(**values))
-    return Response(**{**row, **values, "id": stored.id})
+    row = _new_row(invitation, token=token, secret=secret, answers=answers, complete=complete, now=now)
+    # Core statements on the session's connection: the ORM's statement processing is not needed here.
+    return Response(**_store(session.connection(), row, answers, now))

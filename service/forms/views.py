@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from service.forms import i18n
 from service.forms.i18n import Lang
 from service.forms.service import Problem
 from service.instruments.schema import Instrument, Item
-from service.models import Wave
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def message(problem: Problem, lang: Lang) -> str:
 
 def page_view(
     instrument: Instrument,
-    wave: Wave,
+    closes_at: datetime,
     lang: Lang,
     page: int,
     values: Mapping[str, Sequence[str]],
@@ -117,18 +117,18 @@ def page_view(
         page=page,
         pages=len(instrument.sections),
         progress=words["progress"].format(page=page, pages=len(instrument.sections)),
-        saved_note=words["saved_note"].format(closes=i18n.when(wave.closes_at, lang)),
+        saved_note=words["saved_note"].format(closes=i18n.when(closes_at, lang)),
         questions=questions,
         form_error=words["err_form"] if form_error else None,
         errors=tuple(q for q in questions if q.error),
     )
 
 
-def thanks_view(instrument: Instrument, wave: Wave, lang: Lang) -> ThanksView:
+def thanks_view(instrument: Instrument, closes_at: datetime, lang: Lang) -> ThanksView:
     return ThanksView(
         title=instrument.title.get(lang),
         privacy=instrument.privacy.get(lang),
-        change=i18n.WORDS[lang]["thanks_change"].format(closes=i18n.when(wave.closes_at, lang)),
+        change=i18n.WORDS[lang]["thanks_change"].format(closes=i18n.when(closes_at, lang)),
     )
 
 

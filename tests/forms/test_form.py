@@ -379,6 +379,37 @@ def test_clock_closes_the_wave(form_client: TestClient, survey: Survey, engine: 
     assert responses(engine) == []
 
 
+def test_clock_opens_the_wave_and_the_same_request_stores(
+    form_client: TestClient, draft_survey: Survey, engine: Engine
+) -> None:
+    """The request that finds the window begun opens the wave, then stores on the same connection."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select, update
+
+    from service.models import Wave
+
+    with engine.begin() as conn:  # as if the window had begun without the scheduler noticing
+        conn.execute(
+            update(Wave)
+            .where(Wave.id == draft_survey.wave_id)
+            .values(opens_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
+    answers = all_answers(draft_survey.instrument)
+    response = form_client.post(draft_survey.url(), data=as_fields(answers))
+    assert response.status_code == 200 and "Bedankt" in response.text
+    with engine.connect() as conn:
+        assert conn.scalar(select(Wave.state).where(Wave.id == draft_survey.wave_id)) == "open"
+    [stored] = responses(engine)
+    assert stored.complete and stored.answers == answers
+    # A later page of the same link merges into that response (a write transaction after the reads).
+    first_page = answers_for(draft_survey.instrument.sections[0].items, variant=4)
+    response = form_client.post(draft_survey.url(), data=as_fields(first_page, page=1), follow_redirects=False)
+    assert response.status_code == 303
+    [again] = responses(engine)
+    assert again.id == stored.id and again.complete and again.answers == {**answers, **first_page}
+
+
 @pytest.mark.parametrize(
     ("query", "headers", "lang"),
     [
