@@ -64,6 +64,19 @@ class BodyTooLarge(Exception):
     """Raised by the body-limit middleware while a body is being read; becomes 413 however it surfaces."""
 
 
+DATABASE_ERRORS = (PoolTimeout, DBAPIError)
+RETRY_AFTER_SECONDS = 5  # what a 503 (database unavailable) asks the client to wait
+
+
+def database_unavailable(exc: Exception) -> bool:
+    """True (and logged) for a database that is restarting, unreachable or overloaded: the client should come
+    back (503). False for a database error that is our fault (500)."""
+    if isinstance(exc, DBAPIError) and not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+        return False
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return True
+
+
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if details:
@@ -141,15 +154,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(DBAPIError)
     async def _database(_request: Request, exc: Exception) -> JSONResponse:
-        # A database that is restarting or overloaded: tell the client to come back, not that we crashed.
-        if isinstance(exc, DBAPIError) and not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+        if not database_unavailable(exc):
             log.exception("database error", exc_info=exc)
             return JSONResponse(error_body("internal", "internal error"), status_code=500)
-        log.warning("database unavailable: %s", type(exc).__name__)
         return JSONResponse(
             error_body("unavailable", "the database is unavailable; try again shortly"),
             status_code=503,
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
     @app.exception_handler(Exception)

@@ -26,6 +26,7 @@ from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.responses import Response as HTTPResponse
 
+from service import errors
 from service.db import reading, writing
 from service.forms import i18n, service
 from service.forms.i18n import Lang
@@ -176,6 +177,28 @@ def _too_many(request: Request, lang: Lang, retry_after: int) -> HTMLResponse:
     return _message(request, lang, "too_many", 429, text=text, headers={"Retry-After": str(retry_after)})
 
 
+def _unavailable(request: Request, lang: Lang | None) -> HTMLResponse:
+    """The database is restarting or overloaded: 503 with Retry-After, as a page (the API answers in JSON).
+
+    In the language the request asked for; when it asked for neither, in Dutch and in English.
+    """
+    headers = {"Retry-After": str(errors.RETRY_AFTER_SECONDS)}
+    if lang is not None:
+        return _message(request, lang, "unavailable", 503, headers=headers)
+    words, also = i18n.WORDS[i18n.DEFAULT], i18n.WORDS[i18n.other(i18n.DEFAULT)]
+    context = {
+        "title": words["unavailable_title"],
+        "text": words["unavailable_text"],
+        "kind": "unavailable",
+        "also": {
+            "lang": i18n.other(i18n.DEFAULT),
+            "title": also["unavailable_title"],
+            "text": also["unavailable_text"],
+        },
+    }
+    return _render(request, "message.html", i18n.DEFAULT, context, 503, headers)
+
+
 def _not_taking_answers(request: Request, lang: Lang, link: service.Link, *, posted: bool) -> HTMLResponse:
     """A wave that is not open yet (200 to look at, 409 to post to) or closed (410)."""
     if link.state == "closed":
@@ -270,13 +293,18 @@ def show_form(
     language = i18n.pick(lang, request.headers.get("accept-language"))
     if verdict.retry_after:
         return _too_many(request, language, verdict.retry_after)
-    with reading(request.app.state.engine) as db:
-        link = _open_link(request, db, token)
-        if link is None:
-            return _not_found(request, language)
-        if link.wave.state != "open":
-            return _not_taking_answers(request, language, link.wave, posted=False)
-        stored, complete = service.stored_response(db, token=token, secret=request.app.state.secret)
+    try:
+        with reading(request.app.state.engine) as db:
+            link = _open_link(request, db, token)
+            if link is None:
+                return _not_found(request, language)
+            if link.wave.state != "open":
+                return _not_taking_answers(request, language, link.wave, posted=False)
+            stored, complete = service.stored_response(db, token=token, secret=request.app.state.secret)
+    except errors.DATABASE_ERRORS as exc:
+        if not errors.database_unavailable(exc):
+            raise
+        return _unavailable(request, i18n.asked_for(lang, request.headers.get("accept-language")))
     pages = len(link.instrument.sections)
     if complete and page in (None, "done"):
         return _thanks(request, language, link)
@@ -293,13 +321,19 @@ def show_form(
 @router.post("/s/{token:path}", summary="Save answers behind a link", response_class=HTMLResponse)
 def save_form(token: str, request: Request, verdict: Gate, form: Form) -> HTTPResponse:
     """Save a page (``_page`` and ``_action`` next/back/finish) or, without ``_page``, the whole survey."""
-    language = i18n.pick(
+    asked = i18n.asked_for(
         form.first("_lang") or request.query_params.get("lang"), request.headers.get("accept-language")
     )
+    language = asked or i18n.DEFAULT
     if verdict.retry_after:
         return _too_many(request, language, verdict.retry_after)
-    with reading(request.app.state.engine) as db:
-        return _save_form(token, request, form, language, db)
+    try:
+        with reading(request.app.state.engine) as db:
+            return _save_form(token, request, form, language, db)
+    except errors.DATABASE_ERRORS as exc:
+        if not errors.database_unavailable(exc):
+            raise
+        return _unavailable(request, asked)
 
 
 def _save_form(token: str, request: Request, form: Submitted, language: Lang, db: Connection) -> HTTPResponse:

@@ -60,6 +60,9 @@ WORDS: dict[Lang, dict[str, str]] = {
         "closed_title": "Deze vragenlijst is gesloten",
         "closed_text": "Je kunt geen antwoorden meer geven of wijzigen. Wat al was bewaard, telt mee in de "
         "resultaten. Bedankt voor je interesse.",
+        "unavailable_title": "Even niet bereikbaar",
+        "unavailable_text": "Peil kan je antwoorden nu even niet ophalen of opslaan. Probeer het over een paar "
+        "seconden opnieuw. Nog een keer versturen kan geen kwaad: je antwoorden worden één keer bewaard.",
         "too_many_title": "Even geduld",
         "too_many_text": "Vanaf dit adres zijn te veel onbekende links geprobeerd. Wacht {seconds} seconden en "
         "probeer het dan opnieuw.",
@@ -105,6 +108,9 @@ WORDS: dict[Lang, dict[str, str]] = {
         "closed_title": "This survey has closed",
         "closed_text": "Answers can no longer be given or changed. What was already saved counts in the results. "
         "Thank you for your interest.",
+        "unavailable_title": "Briefly unavailable",
+        "unavailable_text": "Peil cannot load or save your answers right now. Please try again in a few seconds. "
+        "Sending them again does no harm: your answers are stored once.",
         "too_many_title": "Please wait",
         "too_many_text": "Too many unknown links were tried from this address. Wait {seconds} seconds and try again.",
         "date_time": "{day} {month} {year}, {time} (UTC)",
@@ -114,13 +120,22 @@ WORDS: dict[Lang, dict[str, str]] = {
 
 def pick(requested: str | None, accept_language: str | None) -> Lang:
     """The language to speak: an explicit ``lang`` wins, then the browser's preference, then Dutch."""
+    return asked_for(requested, accept_language) or DEFAULT
+
+
+def asked_for(requested: str | None, accept_language: str | None) -> Lang | None:
+    """The language the request asks for (``lang``, then Accept-Language), or None when it names neither."""
     if requested in LANGS:
         return requested
-    return from_accept_language(accept_language or "")
+    return _from_accept_language(accept_language or "")
 
 
 def from_accept_language(header: str) -> Lang:
     """The best of our languages in an Accept-Language header (RFC 9110 quality values), else Dutch."""
+    return _from_accept_language(header) or DEFAULT
+
+
+def _from_accept_language(header: str) -> Lang | None:
     best: tuple[float, int, Lang] | None = None
     for position, part in enumerate(header.split(",")[:32]):
         tag, _, params = part.strip().partition(";")
@@ -140,7 +155,7 @@ def from_accept_language(header: str) -> Lang:
         candidate = (quality, -position, primary)
         if best is None or candidate[:2] > best[:2]:
             best = candidate
-    return best[2] if best is not None else DEFAULT
+    return best[2] if best is not None else None
 
 
 def other(lang: Lang) -> Lang:

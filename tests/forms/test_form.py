@@ -410,6 +410,43 @@ def test_clock_opens_the_wave_and_the_same_request_stores(
     assert again.id == stored.id and again.complete and again.answers == {**answers, **first_page}
 
 
+def test_database_unavailable_gives_a_page_with_retry_after(
+    form_client: TestClient, survey: Survey, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database that is down: the form answers 503 with Retry-After as a page, the API as JSON."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from service.forms import service
+
+    def down(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("SELECT", {}, sqlite3.OperationalError("connection refused"))
+
+    monkeypatch.setattr(service, "open_link", down)
+    before = counts(engine)
+    pages = {
+        "both": form_client.get(survey.url()),
+        "en": form_client.post(survey.url(), data=as_fields(all_answers(survey.instrument), lang="en")),
+        "nl": form_client.get(survey.url(), headers=NL),
+    }
+    for page in pages.values():
+        assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+        assert int(page.headers["retry-after"]) > 0 and "<form" not in page.text
+    assert "Even niet bereikbaar" in pages["both"].text and "Briefly unavailable" in pages["both"].text
+    assert "Briefly unavailable" in pages["en"].text and "Even niet" not in pages["en"].text
+    assert "Even niet bereikbaar" in pages["nl"].text and "Briefly unavailable" not in pages["nl"].text
+    assert counts(engine) == before
+
+    monkeypatch.undo()
+    engine.dispose()  # the API route below meets a database that refuses new connections
+    with monkeypatch.context() as patched:
+        patched.setattr(engine.pool, "connect", down)
+        api = form_client.get(f"/api/v1/waves/{survey.wave_id}/participation", headers=survey.hr)
+    assert api.status_code == 503 and api.json()["error"]["code"] == "unavailable"
+    assert int(api.headers["retry-after"]) > 0
+
+
 @pytest.mark.parametrize(
     ("query", "headers", "lang"),
     [

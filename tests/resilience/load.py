@@ -15,10 +15,13 @@ NO_ANSWER = 0  # the client got no HTTP answer (refused, reset, timed out)
 
 @dataclass
 class Outcome:
-    """What one post got: an HTTP status, or NO_ANSWER; and the Retry-After header of a 503, if any."""
+    """What one post got: an HTTP status, or NO_ANSWER; the Retry-After header of a 503, if any; and the
+    content type and text of a refusal (kept only for statuses from 400 on)."""
 
     status: int
     retry_after: str | None = None
+    content_type: str = ""
+    text: str = ""
 
 
 @dataclass
@@ -37,7 +40,13 @@ class Load:
     def post(self, client: httpx.Client, n: int) -> Outcome:
         try:
             response = client.post(f"{self.base}/s/{self.tokens[n]}", data=self.data(n))
-            outcome = Outcome(response.status_code, response.headers.get("retry-after"))
+            refused = response.status_code >= 400
+            outcome = Outcome(
+                response.status_code,
+                response.headers.get("retry-after"),
+                response.headers.get("content-type", "") if refused else "",
+                response.text if refused else "",
+            )
         except httpx.HTTPError:
             outcome = Outcome(NO_ANSWER)
         with self._lock:

@@ -1,5 +1,8 @@
 """PostgreSQL restarting under load: clients get 503 with Retry-After (never a 500), and the service, left
-running, serves again once the database is back. The test runs its own PostgreSQL, so nothing else notices."""
+running, serves again once the database is back. The test runs its own PostgreSQL, so nothing else notices.
+
+The web form says so with a page (in the language the respondent asked for, else in Dutch and English);
+the API with its JSON error."""
 
 from __future__ import annotations
 
@@ -73,10 +76,17 @@ def test_database_restart_under_load_gives_503_then_recovers(
                 if thanked >= STOP_AFTER:
                     due.set()
 
+        while_down: dict[str, httpx.Response] = {}
+
         def restart_database() -> None:
             due.wait(timeout=60)
             own_postgres.stop("immediate")  # a crash: connections cut mid-transaction
-            time.sleep(DOWN_FOR)
+            started = time.monotonic()
+            with httpx.Client(base_url=server.base, timeout=10) as probe:
+                while_down["form"] = probe.get(f"/s/{setup.tokens[0]}")  # no language asked for
+                while_down["form_nl"] = probe.get(f"/s/{setup.tokens[0]}", headers={"accept-language": "nl"})
+                while_down["api"] = probe.get(f"/api/v1/waves/{setup.wave_id}/participation", headers=setup.hr)
+            time.sleep(max(0.0, DOWN_FOR - (time.monotonic() - started)))
             own_postgres.start()
 
         restarter = threading.Thread(target=restart_database)
@@ -91,6 +101,19 @@ def test_database_restart_under_load_gives_503_then_recovers(
         assert refused, "the load must have met the database while it was down"
         assert all(o.retry_after and int(o.retry_after) > 0 for o in refused)
         assert NO_ANSWER not in statuses
+        # The form's refusals are pages in the language of the post (English here), not JSON.
+        assert all(o.content_type.startswith("text/html") for o in refused), {o.content_type for o in refused}
+        assert all("Briefly unavailable" in o.text and "Even niet" not in o.text for o in refused)
+
+        form_page, form_nl, api = while_down["form"], while_down["form_nl"], while_down["api"]
+        for page in (form_page, form_nl):
+            assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+            assert int(page.headers["retry-after"]) > 0 and "<form" not in page.text
+        assert "Even niet bereikbaar" in form_page.text and "Briefly unavailable" in form_page.text
+        assert '<html lang="nl">' in form_page.text and '<div lang="en">' in form_page.text
+        assert "Even niet bereikbaar" in form_nl.text and "Briefly unavailable" not in form_nl.text
+        assert api.status_code == 503 and int(api.headers["retry-after"]) > 0
+        assert api.json()["error"]["code"] == "unavailable"
 
         # The same service process, never restarted, takes the retries once the database is back.
         assert server.process is not None and server.process.poll() is None
