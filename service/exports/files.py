@@ -14,7 +14,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,15 +30,20 @@ PART = "part-0.parquet"
 TMP_SUFFIX = ".tmp"
 
 
-def write_parquet(table: pa.Table) -> bytes:
-    """A table as Parquet bytes: the same bytes for the same rows, every time."""
+# How every Parquet file is written (pyarrow's defaults, spelled out so that they cannot drift): snappy,
+# dictionary encoding and column statistics. ``benchmarks/export.py`` writes its bare baseline with these too.
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "snappy", "use_dictionary": True, "write_statistics": True}
+
+
+def write_parquet(table: pa.Table) -> pa.Buffer:
+    """A table as Parquet bytes (an Arrow buffer, not copied into ``bytes``): the same for the same rows."""
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="snappy", write_statistics=True)
-    data: bytes = sink.getvalue().to_pybytes()
+    pq.write_table(table, sink, **PARQUET_OPTIONS)
+    data: pa.Buffer = sink.getvalue()
     return data
 
 
-def _fsync_write(path: Path, data: bytes) -> None:
+def _fsync_write(path: Path, data: bytes | pa.Buffer) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
         handle.flush()
@@ -90,11 +96,22 @@ class FileTarget:
         self._entries = {f["path"]: f for f in manifest.get("files", [])}
         self._staged, self._removed = [], set()
 
-    def write_wave(self, wave_id: int, tables: Mapping[str, pa.Table]) -> None:
-        """Phase one for one wave: every table to a temporary file (unless the final file has these bytes)."""
+    def write_wave(self, wave_id: int, tables: Mapping[str, pa.Table], *, check: Callable[[], None]) -> None:
+        """Phase one for one wave: every table to a temporary file (unless the final file has these bytes).
+
+        ``check`` (the export's ``check_safe``) runs in a second thread while the tables are encoded in memory;
+        nothing reaches the disk unless it passed. Both spend their time in Arrow's C++ without the GIL, so on two
+        cores the check costs nothing: the export's check and its Parquet encoding are its two largest costs.
+        """
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-check") as pool:
+            verdict = pool.submit(check)
+            try:
+                encoded = {name: write_parquet(tables[name]) for name in TABLES}
+            finally:
+                verdict.result()  # an unsafe table raises here, whatever the encoding did
         for name in TABLES:
             relative = self.relative(name, wave_id)
-            data = write_parquet(tables[name])
+            data = encoded.pop(name)
             digest = hashlib.sha256(data).hexdigest()
             final = self.root / relative
             entry = {

@@ -345,6 +345,10 @@ def finish(derived: Derived, info: WaveInfo) -> dict[str, pa.Table]:
     return {name: found[name] for name in SCHEMAS}
 
 
+# Columns a hidden row keeps: what it is and why it is hidden, never a figure.
+_NOT_FIGURES = frozenset({"suppressed", "reason", "test", "previous_wave_id", "items", "method"})
+
+
 def check_safe(tables: Mapping[str, pa.Table], min_group_size: int) -> None:
     """Refuse (``UnsafeExport``) a group below the minimum, a hidden row with a number, or a duplicate key."""
     for name, columns in COUNT_COLUMNS.items():
@@ -355,13 +359,13 @@ def check_safe(tables: Mapping[str, pa.Table], min_group_size: int) -> None:
             if pc.any(small).as_py():
                 raise UnsafeExport(f"{name}.{column} holds a group smaller than {min_group_size}")
         if "suppressed" in table.column_names:
-            hidden = table.filter(table.column("suppressed"))
-            for column in hidden.column_names:
-                if column in KEYS[name] or column in ("suppressed", "reason", "test", "previous_wave_id", "items"):
+            hidden = table.column("suppressed")
+            for column in table.column_names:
+                if column in KEYS[name] or column in _NOT_FIGURES:
                     continue
-                if column == "method":
-                    continue
-                if hidden.column(column).null_count != hidden.num_rows:
+                values = table.column(column)
+                # Bitmaps only (no filtered copy of the hidden rows): is any hidden row's value present?
+                if values.null_count != len(values) and pc.any(pc.and_(hidden, pc.is_valid(values))).as_py():
                     raise UnsafeExport(f"{name}.{column} has a value in a hidden row")
     for name, table in tables.items():
         if not _unique(table, KEYS[name]):

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -100,8 +101,9 @@ def plan(session: Session, target: str, *, full: bool = False, waves: Sequence[i
 
 @dataclass(frozen=True)
 class Loaded:
-    """One wave's exported tables (checked), its minimum group size, the ``built_at`` they come from, and the
-    columnar copy derived from its JSON when the stored one was missing or stale (for ``backfill``)."""
+    """One wave's exported tables (not yet checked: the target runs ``check_safe`` before it writes), its minimum
+    group size, the ``built_at`` they come from, and the columnar copy derived from its JSON when the stored one
+    was missing or stale (for ``backfill``)."""
 
     tables: dict[str, pa.Table]
     min_group_size: int
@@ -110,12 +112,13 @@ class Loaded:
 
 
 def load_wave(session: Session, wave_id: int) -> Loaded:
-    """The wave's exported tables, read from ``wave_results`` (the table the API serves), checked.
+    """The wave's exported tables, read from ``wave_results`` (the table the API serves).
 
     It reads the columnar copy stored beside the JSON form (``columns``) and its ``built_at`` in one statement,
     so that what is recorded as exported is what was read, even if the wave is rebuilt meanwhile. A row without
     a current copy (stored before it existed, or by older code) is derived from its JSON, as the copy would
-    have been. Nothing is computed again, and ``check_safe`` runs on what is exported, whichever path it took.
+    have been. Nothing is computed again; ``check_safe`` runs on these tables, whichever path they took, inside
+    the target's ``write_wave``, before anything is written.
     """
     stored = session.execute(
         select(WaveResult.columnar, WaveResult.built_at).where(WaveResult.wave_id == wave_id)
@@ -150,9 +153,7 @@ def load_wave(session: Session, wave_id: int) -> Loaded:
         unit_names=names,
         instrument_sha256=sha,
     )
-    tables = finish(derived, info)
-    check_safe(tables, derived.min_group_size)
-    return Loaded(tables, derived.min_group_size, built_at, backfill)
+    return Loaded(finish(derived, info), derived.min_group_size, built_at, backfill)
 
 
 def backfill(factory: sessionmaker[Session], wave_id: int, loaded: Loaded) -> None:
@@ -238,8 +239,9 @@ def run_export(
                     progress(done, total, f"wave {wave_id}")
                 with factory() as session:
                     loaded = load_wave(session, wave_id)
-                backfill(factory, wave_id, loaded)
-                target.write_wave(wave_id, loaded.tables)
+                check = partial(check_safe, loaded.tables, loaded.min_group_size)
+                target.write_wave(wave_id, loaded.tables, check=check)
+                backfill(factory, wave_id, loaded)  # only what passed the check
                 for name in TABLES:
                     rows[name] += loaded.tables[name].num_rows
                 exported[str(wave_id)] = loaded.built_at.isoformat()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,8 +98,10 @@ class SqlTarget:
             return sqlite.insert(table)
         raise ValueError(f"the SQL export supports PostgreSQL and SQLite, not {dialect}")
 
-    def write_wave(self, wave_id: int, tables: Mapping[str, pa.Table]) -> None:
+    def write_wave(self, wave_id: int, tables: Mapping[str, pa.Table], *, check: Callable[[], None]) -> None:
+        """Upsert one wave's rows and delete its rows no longer produced; ``check`` (``check_safe``) first."""
         assert self._conn is not None, "begin() first"
+        check()
         for name in TABLES:
             table = self._tables[name]
             keys = KEYS[name]

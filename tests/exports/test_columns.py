@@ -6,13 +6,15 @@ from __future__ import annotations
 import gzip
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from service.config import Settings
-from service.exports import columns
+from service.exports import columns, files
 from service.exports.rows import RESULT_TABLES, decode, derive
 from service.models import WaveResult
 from service.models.base import utcnow
@@ -66,7 +68,11 @@ def test_a_table_stored_without_a_copy_exports_the_same_files_and_gets_one(
 
 
 def test_a_tampered_copy_is_refused_like_tampered_json(
-    app: FastAPI, client: TestClient, closed_wave: ClosedWave, file_settings: Settings
+    app: FastAPI,
+    client: TestClient,
+    closed_wave: ClosedWave,
+    file_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert export(app, file_settings).status == "succeeded"
     root = _root(file_settings)
@@ -80,8 +86,11 @@ def test_a_tampered_copy_is_refused_like_tampered_json(
         session.execute(
             update(WaveResult).where(WaveResult.wave_id == closed_wave.id).values(columnar=columns.of(d, built_at))
         )
+    written: list[Path] = []
+    monkeypatch.setattr(files, "_fsync_write", lambda path, data: written.append(path))
     failed = export(app, file_settings, full=True)
     assert failed.status == "failed" and "smaller than 5" in (failed.error or "")
+    assert written == []  # checked while encoding in memory: not even a temporary file was written
     assert files_of(root) == before
 
 

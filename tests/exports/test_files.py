@@ -209,13 +209,13 @@ from service.db import make_engine, make_sessionmaker
 from service.exports import files
 from service.exports.service import run_export
 
-real, calls = files.write_parquet, [0]
-def write_then_die(table):
+real, calls = files._fsync_write, [0]
+def write_then_die(path, data):
     calls[0] += 1
     if calls[0] > int(sys.argv[2]):
         os.kill(os.getpid(), signal.SIGKILL)
-    return real(table)
-files.write_parquet = write_then_die
+    return real(path, data)
+files._fsync_write = write_then_die  # killed with temporary files of the wave on disk
 settings = Settings(env="test", database_url=sys.argv[1], export_target=sys.argv[3], secret_key="t" * 48)
 run = run_export(make_sessionmaker(make_engine(settings.database_url)), settings, trigger="cli", actor="killed",
            lock_ttl=timedelta(seconds=1))

@@ -127,8 +127,8 @@ def test_a_failed_sql_run_commits_nothing(
     second = close_wave_with_answers(client, app, closed_wave.hr, seed=22, name="Winter")
     real = sql.SqlTarget.write_wave
 
-    def half_then_fail(self, wave_id, tables):
-        real(self, wave_id, {**tables})  # every table of the wave written inside the transaction...
+    def half_then_fail(self, wave_id, tables, *, check):
+        real(self, wave_id, {**tables}, check=check)  # every table of the wave written inside the transaction...
         raise RuntimeError("connection lost (injected)")  # ...and then the run dies before its commit
 
     monkeypatch.setattr(sql.SqlTarget, "write_wave", half_then_fail)
