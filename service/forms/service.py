@@ -18,6 +18,7 @@ from sqlalchemy import JSON, Boolean, Connection, Date, Integer, String, bindpar
 from sqlalchemy.orm import Session
 
 from service import links
+from service.db import writing
 from service.instruments.schema import Instrument, Item
 from service.models import Invitation, Response, Wave
 from service.models.base import UTCDateTime, utcnow
@@ -319,8 +320,8 @@ def save(
             return
         if added is _Added.CLOSED:
             raise WaveNotOpen("closed" if link.state == "open" else link.state)
-    with db.engine.begin() as write:
-        _store(write, row, answers, now)
+    with writing(db):
+        _store(db, row, answers, now)
 
 
 def save_answers(

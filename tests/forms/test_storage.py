@@ -172,3 +172,25 @@ def test_a_database_dump_cannot_pair_responses_with_invitations(
     assert opened == stored[links.token_mac(TEST_SECRET.encode(), first)]
     with pytest.raises(InvalidTag):  # another token opens nothing
         links.unseal(second, sealed[links.token_hash(first)])
+
+
+def test_a_request_holds_one_connection_at_a_time(
+    app: FastAPI, form_client: TestClient, survey: Survey, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads and the write of one request share a connection: with more requests than pooled connections, a
+    request that waited for a second connection while holding one could wait for ever."""
+    from service.db import make_engine
+
+    single = make_engine(engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0, pool_timeout=3)
+    monkeypatch.setattr(app.state, "engine", single)
+    try:
+        instrument = survey.instrument
+        first_page = answers_for(instrument.sections[0].items, variant=2)
+        assert form_client.post(survey.url(), data=as_fields(all_answers(instrument))).status_code == 200
+        page = form_client.post(survey.url(), data=as_fields(first_page, page=1), follow_redirects=False)
+        assert page.status_code == 303  # a merge: a write transaction after the reads
+        assert form_client.get(survey.url()).status_code == 200
+        [stored] = responses(engine)
+        assert stored.complete and stored.answers == {**all_answers(instrument), **first_page}
+    finally:
+        single.dispose()
