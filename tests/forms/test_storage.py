@@ -175,14 +175,14 @@ def test_a_database_dump_cannot_pair_responses_with_invitations(
 
 
 def test_a_request_holds_one_connection_at_a_time(
-    app: FastAPI, form_client: TestClient, survey: Survey, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI, form_client: TestClient, survey: Survey, engine: Engine
 ) -> None:
     """Reads and the write of one request share a connection: with more requests than pooled connections, a
     request that waited for a second connection while holding one could wait for ever."""
     from service.db import make_engine
 
     single = make_engine(engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0, pool_timeout=3)
-    monkeypatch.setattr(app.state, "engine", single)
+    app.state.engine = single
     try:
         instrument = survey.instrument
         first_page = answers_for(instrument.sections[0].items, variant=2)
@@ -193,4 +193,5 @@ def test_a_request_holds_one_connection_at_a_time(
         [stored] = responses(engine)
         assert stored.complete and stored.answers == {**all_answers(instrument), **first_page}
     finally:
+        app.state.engine = engine
         single.dispose()
