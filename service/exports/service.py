@@ -209,11 +209,13 @@ def run_export(
     progress: Progress | None = None,
     lock_ttl: timedelta = lock.DEFAULT_TTL,
     target: Target | None = None,
+    started: Callable[[int], None] | None = None,
 ) -> ExportRun:
     """One export run; raises ``ExportBusy`` when another holds the lock, ``ValueError`` for a wave without
     stored results. Returns the run as recorded.
 
-    A run that fails is recorded as failed (its error in ``error``) and returned, not raised.
+    A run that fails is recorded as failed (its error in ``error``) and returned, not raised. ``started`` is
+    called with the run's id once the run holds the lock and is recorded as running.
     """
     target = target or open_target(settings)
     if waves:  # a wrong id is the caller's mistake, refused before anything starts (not a failed run)
@@ -227,6 +229,8 @@ def run_export(
         raise ExportBusy("an export is running, or this scheduled export has already run")
     try:
         run_id = _start(factory, owner, target, trigger, full)
+        if started is not None:
+            started(run_id)
         try:
             with factory() as session:
                 todo = plan(session, target.display, full=full, waves=waves)

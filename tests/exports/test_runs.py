@@ -10,6 +10,7 @@ import pty
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from scoring import AttributeInfo, ConstructCell, ConstructInfo, ResultCell, Res
 from service import scheduler
 from service.cli import app as cli
 from service.config import Settings, get_settings
-from service.exports import lock
+from service.exports import endpoints, files, lock
 from service.exports.rows import UnsafeExport, WaveInfo, check_safe, wave_tables
 from service.exports.service import ExportBusy, run_export
 from service.models import AuditEntry, ExportRun, WaveResult
@@ -157,6 +158,47 @@ def test_api_runs_now_lists_runs_and_audits(
             ("bi-team", 3, []),
         ]
     finally:
+        app.state.settings = settings
+
+
+def test_api_answers_202_while_a_long_run_goes_on(
+    app: FastAPI,
+    client: TestClient,
+    closed_wave: ClosedWave,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run longer than the POST's wait (a SQL export of a large organisation) is answered with 202 and the
+    running run; it goes on outside the request and the history shows it finish."""
+    app.state.settings = settings.model_copy(update={"export_target": f"file://{tmp_path / 'api'}"})
+    release = threading.Event()
+    real = files.FileTarget.write_wave
+
+    def slow(self, wave_id, tables, *, check):
+        assert release.wait(30)
+        real(self, wave_id, tables, check=check)
+
+    monkeypatch.setattr(endpoints, "POST_WAIT_SECONDS", 0.05)
+    monkeypatch.setattr(files.FileTarget, "write_wave", slow)
+    try:
+        hr = make_key(app, "hr", "bi-team")
+        accepted = client.post("/api/v1/exports", headers=hr)
+        assert accepted.status_code == 202, accepted.text
+        run = accepted.json()
+        assert run["status"] == "running" and run["finished_at"] is None
+        busy = client.post("/api/v1/exports", headers=hr)
+        assert busy.status_code == 409 and busy.json()["error"]["code"] == "export_running"
+        release.set()
+        for _ in range(300):
+            listed = client.get("/api/v1/exports", headers=hr).json()["runs"]
+            if listed[0]["status"] != "running":
+                break
+            time.sleep(0.1)
+        assert listed[0]["id"] == run["id"] and listed[0]["status"] == "succeeded", listed[0]
+        assert listed[0]["waves"] == [closed_wave.id]
+    finally:
+        release.set()
         app.state.settings = settings
 
 
