@@ -1,7 +1,7 @@
 """Building the published table of a closed wave: statistics, one suppression decision, reliability, change,
 flags, comments and participation, all from one pass over the wave's arrays.
 
-``build_table`` is the only way numbers leave the engine. The anonymity guard (``scoring.guard.suppress``)
+``build_table`` is the only way numbers leave the engine. The anonymity guard (``scoring.partition``)
 decides once, from all of the wave's data, which cells are hidden; a hidden cell is published without any
 number, and everything derived (changes, flags, reliability, comments) is published only where the cells
 it rests on are.
@@ -19,7 +19,6 @@ from scipy import sparse
 
 from scoring import stats
 from scoring.cells import CellStatistics, cell_statistics, points
-from scoring.cuts import EXACT_CUTS_LIMIT, suppress_totals_first
 from scoring.flags import (
     OrgBaseline,
     UnitFigures,
@@ -29,7 +28,8 @@ from scoring.flags import (
     decline_flags,
     participation_flags,
 )
-from scoring.guard import Statistic, Suppression, suppress
+from scoring.guard import Statistic, Suppression
+from scoring.partition import suppress_partition
 from scoring.reliability import cronbach_alpha, rwg_j
 from scoring.rollup import TreePlan, tree_plan
 from scoring.scales import Scores, construct_scores
@@ -94,11 +94,9 @@ def _codes(data: WaveData) -> npt.NDArray[np.int64]:
 def suppress_cells(data: WaveData, scores: Scores) -> Suppression:
     """The wave's one suppression decision over all result cells (units x total and attribute values).
 
-    Small waves go through the exact guard over totals and cuts; above ``EXACT_CUTS_LIMIT`` respondents its audit
-    takes too long, and totals are guarded exactly with cuts published only where they add nothing (``cuts``).
+    Decided by ``scoring.partition.suppress_partition`` from every statistic a cell publishes.
     """
-    decide = suppress if data.answers.shape[0] <= EXACT_CUTS_LIMIT else suppress_totals_first
-    return decide(
+    return suppress_partition(
         np.asarray(data.tree.parent, dtype=np.int64),
         np.asarray(data.unit, dtype=np.int64),
         _codes(data),
@@ -146,7 +144,7 @@ def participation_cells(
     # Within each unit, the first ``responded`` invitations are marked as responded (order carries nothing).
     rank = np.arange(unit.size) - np.repeat(np.cumsum(inv) - inv, inv)
     answered = (rank < res[unit]).astype(np.float64)
-    suppression = suppress(
+    suppression = suppress_partition(
         p,
         unit,
         np.zeros((unit.size, 0), dtype=np.int64),
@@ -408,7 +406,7 @@ def _comments(data: WaveData, plan: TreePlan) -> tuple[CommentCell, ...]:
         rows = [i for i, _ in data.comments.get(item, ())]
         present[rows] = True
         statistics.append(Statistic(present, None, None, f"comments:{item}"))
-    suppression = suppress(
+    suppression = suppress_partition(
         np.asarray(data.tree.parent, dtype=np.int64),
         unit,
         np.zeros((r, 0), dtype=np.int64),

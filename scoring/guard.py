@@ -1,4 +1,8 @@
-"""The anonymity guard: which cells of a wave's table are published, and an exact audit that none leaks.
+"""The exact anonymity guard: an audit by linear algebra that no published pattern leaks, and a suppression built on it.
+
+The engine decides its pattern with ``scoring.partition`` (fast at any size, proven against a stronger attacker);
+this module's ``audit`` is the exact check the tests hold that pattern to, and ``suppress`` the exact guard for small
+tables. The layout, ``Statistic`` and ``Suppression`` are shared.
 
 The model
 ---------

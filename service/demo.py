@@ -74,7 +74,7 @@ def synthetic_answers(
     instrument: Instrument, rng: np.random.Generator, *, safety: float, barriers: float
 ) -> dict[str, Any]:
     """One respondent's answers: a latent level per construct, lowered by ``safety`` and ``barriers`` shifts."""
-    level = {c.id: rng.normal(0.25, 0.8) for c in instrument.constructs}
+    level = {c.id: rng.normal(0.9, 0.7) for c in instrument.constructs}
     level["psych_safety"] = level.get("psych_safety", 0.0) + safety
     level["mobility"] = level.get("mobility", 0.0) - barriers
     reverse = {rid for c in instrument.constructs for rid in c.reverse}

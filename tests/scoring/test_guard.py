@@ -45,6 +45,20 @@ class Org:
     def width(self) -> int:
         return 1 + sum(self.n_values)
 
+    def members(self, u: int, column: int) -> np.ndarray:
+        """Who is in cell (u, column): the unit's subtree, with the cut's attribute value when column > 0."""
+        inside = np.zeros(len(self.unit), dtype=bool)
+        for r in range(len(self.unit)):
+            v = int(self.unit[r])
+            while v >= 0 and v != u:
+                v = self.parent[v]
+            inside[r] = v == u
+        if column > 0:
+            offsets = np.cumsum((1, *self.n_values))[:-1]
+            a = int(np.searchsorted(offsets, column, side="right")) - 1
+            inside &= self.codes[:, a] == column - offsets[a]
+        return inside
+
     def statistics(self, *, bounds: bool = True) -> list[Statistic]:
         everyone = np.ones(len(self.unit), dtype=bool)
         vals = np.where(self.present, self.values, np.nan)
