@@ -284,30 +284,61 @@ def _check(pb: _Problem, reg: _Regions, parts: _Parts, published: BoolArray) -> 
     determined[cells] = ((pb.cell_n[cells] > 0) & (open_cells == 0)).any(axis=1)
 
     if pb.stat_group.size:
-        # The range of a part's sum is d * min(n1, n2, slack) with d = hi - lo, n1 respondents inside the cell, n2
-        # in the region outside it and slack = min(S - n lo, n hi - S) / d of the region: the four ends of
-        # [max(n1 lo, S - n2 hi), min(n1 hi, S - n2 lo)] subtracted pairwise. A free part ranges over d * n1.
         g = pb.stat_group
-        d = pb.hi - pb.lo
-        reg_stat_n = reg.n[:, g].astype(np.float64)
-        slack = np.minimum(reg.total - reg_stat_n * pb.lo, reg_stat_n * pb.hi - reg.total) / d
-        slack[-1] = np.inf  # the free parts' row
-        n2 = np.where(is_free[:, None], np.inf, outside[:, g])
-        width = np.minimum(np.minimum(parts.n[:, g], n2), slack[parts.region])
-        cell_width = _group_sum(row, cells.size, width)
         n_stat = pb.cell_n[cells][:, g]
-        # The accepted limit (DESIGN.md): a published group whose members all gave the same answer reveals it, for
-        # every subgroup too. A hidden cell all of whose respondents sit in such published groups (for this
-        # statistic, at one of its bounds) is pinned by that, not by the suppression: it is not held to the range
-        # rule. Every other hidden cell is, counting those members as pinned.
-        exempt = np.zeros((reg.count + 1, g.size), dtype=np.bool_)
-        own = pb.lay.atom_cells[reg.rep]
-        pub = np.append(published, False)[own]
-        for j in range(own.shape[1]):
-            exempt[:-1] |= pub[:, j, None] & pb.unanimous[own[:, j]]
-        known = _group_sum(row, cells.size, np.where(exempt[parts.region], parts.n[:, g], 0))
-        pinned[cells] = ((n_stat > known) & (cell_width < n_stat / 4.0 - _EPS)).any(axis=1)
+        # A cell whose free respondents (no published cell holds them) are a quarter of it passes at once.
+        free_n = _group_sum(row[is_free], cells.size, parts.n[is_free][:, g])
+        todo: BoolArray = np.asarray(((n_stat > 0) & (free_n < n_stat / 4.0 - _EPS)).any(axis=1))
+        keep = todo[row]
+        if keep.any():
+            pinned[cells[todo]] = _narrow(pb, reg, parts, published, keep, todo, row, outside, n_stat[todo])
     return small, determined, pinned
+
+
+def _narrow(
+    pb: _Problem,
+    reg: _Regions,
+    parts: _Parts,
+    published: BoolArray,
+    keep: BoolArray,
+    todo: BoolArray,
+    row: IntArray,
+    outside: IntArray,
+    n_stat: IntArray,
+) -> BoolArray:
+    """Rule (c) for the cells ``todo`` (their parts ``keep``): whose feasible mean range is too narrow.
+
+    The range of a part's sum is d * min(n1, n2, slack) with d = hi - lo, n1 respondents inside the cell, n2 in
+    the region outside it and slack = min(S - n lo, n hi - S) / d of the region: the four ends of
+    [max(n1 lo, S - n2 hi), min(n1 hi, S - n2 lo)] subtracted pairwise. A free part ranges over d * n1.
+    """
+    g = pb.stat_group
+    compact = np.cumsum(todo) - 1
+    rows = compact[row[keep]]
+    region = parts.region[keep]
+    n1 = parts.n[keep][:, g]
+    d = pb.hi - pb.lo
+    reg_stat_n = reg.n[:, g].astype(np.float64)
+    slack = np.minimum(reg.total - reg_stat_n * pb.lo, reg_stat_n * pb.hi - reg.total) / d
+    slack[-1] = np.inf  # the free parts' row
+    n2 = np.where((region < 0)[:, None], np.inf, outside[keep][:, g])
+    width = np.minimum(np.minimum(n1, n2), slack[region])
+    n_cells = int(todo.sum())
+    narrow = (n_stat > 0) & (_group_sum(rows, n_cells, width) < n_stat / 4.0 - _EPS)
+    if not narrow.any() or not pb.unanimous.any():
+        return np.asarray(narrow.any(axis=1))
+    # The accepted limit (DESIGN.md): a published group whose members all gave the same answer reveals it, for
+    # every subgroup too. A hidden cell all of whose respondents sit in such published groups (for this
+    # statistic, at one of its bounds) is pinned by that, not by the suppression: it is not held to the range
+    # rule. Every other hidden cell is, counting those members as pinned.
+    used = np.unique(region[region >= 0])
+    own = pb.lay.atom_cells[reg.rep[used]]
+    pub = np.append(published, False)[own]
+    exempt = np.zeros((reg.count + 1, g.size), dtype=np.bool_)
+    for j in range(own.shape[1]):
+        exempt[used] |= pub[:, j, None] & pb.unanimous[own[:, j]]
+    known = _group_sum(rows, n_cells, np.where(exempt[region], n1, 0))
+    return np.asarray((narrow & (n_stat > known)).any(axis=1))
 
 
 def partition_audit(
