@@ -265,15 +265,19 @@ def _parts(pb: _Problem, look: BoolArray, reg: _Regions) -> _Parts:
     return _Parts(uniq // (reg.count + 1), uniq % (reg.count + 1) - 1, n, total)
 
 
-def _check(pb: _Problem, reg: _Regions, parts: _Parts, published: BoolArray) -> tuple[BoolArray, BoolArray, BoolArray]:
-    """Breaches: (small regions (count,), determined cells (C,), pinned cells (C,)) among the parts' cells."""
+def _check(
+    pb: _Problem, reg: _Regions, parts: _Parts, published: BoolArray
+) -> tuple[BoolArray, BoolArray, BoolArray, BoolArray]:
+    """Breaches among the parts' cells: (small regions (count,), determined cells (C,), pinned cells (C,)), and
+    the cells (C,) that pass the range rule only by the accepted limit."""
     k = pb.lay.k
     size = pb.lay.size
     small: BoolArray = np.asarray(((reg.n[:-1] > 0) & (reg.n[:-1] < k)).any(axis=1))
     determined = np.zeros(size, dtype=np.bool_)
     pinned = np.zeros(size, dtype=np.bool_)
+    exempted = np.zeros(size, dtype=np.bool_)  # narrow but for the accepted limit
     if parts.cell.size == 0:
-        return small, determined, pinned
+        return small, determined, pinned, exempted
     cells, row = np.unique(parts.cell, return_inverse=True)
     row = row.reshape(-1)
     is_free = parts.region < 0
@@ -291,8 +295,9 @@ def _check(pb: _Problem, reg: _Regions, parts: _Parts, published: BoolArray) -> 
         todo: BoolArray = np.asarray(((n_stat > 0) & (free_n < n_stat / 4.0 - _EPS)).any(axis=1))
         keep = todo[row]
         if keep.any():
-            pinned[cells[todo]] = _narrow(pb, reg, parts, published, keep, todo, row, outside, n_stat[todo])
-    return small, determined, pinned
+            pinned[cells[todo]], strict = _narrow(pb, reg, parts, published, keep, todo, row, outside, n_stat[todo])
+            exempted[cells[todo]] = strict
+    return small, determined, pinned, exempted
 
 
 def _narrow(
@@ -305,8 +310,10 @@ def _narrow(
     row: IntArray,
     outside: IntArray,
     n_stat: IntArray,
-) -> BoolArray:
-    """Rule (c) for the cells ``todo`` (their parts ``keep``): whose feasible mean range is too narrow.
+) -> tuple[BoolArray, BoolArray]:
+    """Rule (c) for the cells ``todo`` (their parts ``keep``): whose feasible mean range is too narrow, with and
+    without the accepted-limit exemption (a cell passing only by the exemption must be checked again later: hiding
+    the unanimous cell it rests on takes the exemption away).
 
     The range of a part's sum is d * min(n1, n2, slack) with d = hi - lo, n1 respondents inside the cell, n2 in
     the region outside it and slack = min(S - n lo, n hi - S) / d of the region: the four ends of
@@ -326,7 +333,8 @@ def _narrow(
     n_cells = int(todo.sum())
     narrow = (n_stat > 0) & (_group_sum(rows, n_cells, width) < n_stat / 4.0 - _EPS)
     if not narrow.any() or not pb.unanimous.any():
-        return np.asarray(narrow.any(axis=1))
+        strict = np.asarray(narrow.any(axis=1))
+        return strict, strict
     # The accepted limit (DESIGN.md): a published group whose members all gave the same answer reveals it, for
     # every subgroup too. A hidden cell all of whose respondents sit in such published groups (for this
     # statistic, at one of its bounds) is pinned by that, not by the suppression: it is not held to the range
@@ -338,7 +346,7 @@ def _narrow(
     for j in range(own.shape[1]):
         exempt[used] |= pub[:, j, None] & pb.unanimous[own[:, j]]
     known = _group_sum(rows, n_cells, np.where(exempt[region], n1, 0))
-    return np.asarray((narrow & (n_stat > known)).any(axis=1))
+    return np.asarray((narrow & (n_stat > known)).any(axis=1)), np.asarray(narrow.any(axis=1))
 
 
 def partition_audit(
@@ -357,7 +365,7 @@ def partition_audit(
     weights = _weights(pb.lay.size)
     reg = _regions(pb, ~hid, weights)
     parts = _parts(pb, hid & pb.cell_n.any(axis=1), reg)
-    small, determined, pinned = _check(pb, reg, parts, ~hid)
+    small, determined, pinned, _ = _check(pb, reg, parts, ~hid)
     if primary.any():  # a published small cell is a small region of its own kind: report it as one
         determined = determined | primary
     return Findings(np.flatnonzero(small), np.flatnonzero(determined), np.flatnonzero(pinned))
@@ -402,6 +410,11 @@ def suppress_partition(
     with_cuts.repair()
     with_cuts.add_cuts()
     best = max((totals_first, with_cuts), key=lambda st: st.score())
+    # DESIGN.md: every published table is audited before it is served. One full audit of the final pattern
+    # (nothing taken from earlier rounds); it passes unless the incremental checks missed something, in which
+    # case the repair goes on from there.
+    best.verified[:] = False
+    best.repair()
     return best.result()
 
 
@@ -460,10 +473,10 @@ class _State:
             hidden = self.hidden
             reg = _regions(pb, ~hidden, self.weights)
             parts = _parts(pb, hidden & self.nonempty & ~self.verified, reg)
-            small, determined, pinned = _check(pb, reg, parts, ~hidden)
+            small, determined, pinned, exempted = _check(pb, reg, parts, ~hidden)
             checked = np.zeros(pb.lay.size, dtype=np.bool_)
             checked[parts.cell] = True
-            self.verified |= checked & ~determined & ~pinned
+            self.verified |= checked & ~determined & ~pinned & ~exempted
             # A hidden cell that is a union of whole regions for every statistic adds nothing: publish it (once: a
             # cell hidden again later stays hidden, so the loop ends).
             cut_of_hidden = (self.col_of > 0) & hidden.reshape(-1, pb.lay.width)[:, 0][self.unit_of]

@@ -59,6 +59,8 @@ def test_the_guard_survives_the_attacker_and_the_exact_audit_on_random_orgs(org:
     assert breaches == []
     exact = audit(org.parent, org.unit, org.codes, org.n_values, org.k, org.statistics(bounds=False), hidden)
     assert exact == []
+    stats = org.statistics()
+    assert not partition_audit(org.parent, org.unit, org.codes, org.n_values, org.k, stats, hidden)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
