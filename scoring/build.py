@@ -10,7 +10,7 @@ it rests on are.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Literal
 
 import numpy as np
@@ -316,11 +316,22 @@ def _changes(
     plan: TreePlan,
     hidden_total: npt.NDArray[np.bool_],
     previous: WaveData,
+    previous_published: Collection[str] | None,
 ) -> tuple[Change, ...]:
     """Per unit (in both waves) and shared construct: the change since ``previous``, published only where the
-    unit's total cell is published in both waves' tables; BH over each construct's published changes."""
+    unit's total cell is published in both waves' tables; BH over each construct's published changes.
+
+    ``previous_published``: the units whose total the previous wave's served table publishes. A change published
+    where that table hides the unit would give its mean away (this mean minus the change), so the served pattern
+    decides, not one computed again (it can differ when the guard has changed since). Without it, the previous
+    wave's pattern is computed here.
+    """
     before_scores = construct_scores(previous.instrument, previous.answers)
-    before_hidden = np.asarray(suppress_cells(previous, before_scores).hidden, dtype=np.bool_)[:, 0]
+    if previous_published is None:
+        before_hidden = np.asarray(suppress_cells(previous, before_scores).hidden, dtype=np.bool_)[:, 0]
+    else:
+        shown = set(previous_published)
+        before_hidden = np.array([key not in shown for key in previous.tree.keys], dtype=np.bool_)
     before_plan = tree_plan(previous.tree.parent)
     index = {key: i for i, key in enumerate(previous.tree.keys)}
     here = np.array([i for i, key in enumerate(data.tree.keys) if key in index], dtype=np.int64)
@@ -458,6 +469,7 @@ def build_table(
     data: WaveData,
     previous: WaveData | None = None,
     *,
+    previous_published: Collection[str] | None = None,
     alpha_nan_policy: Literal["listwise", "pairwise"] = "listwise",
 ) -> ResultTable:
     """The published result table of a closed wave.
@@ -466,6 +478,8 @@ def build_table(
     ----------
     data : the wave (every complete response, the tree, the attributes, invitations).
     previous : the latest earlier closed wave sharing a construct, for changes and the decline rule.
+    previous_published : the unit keys whose total the previous wave's stored (served) table publishes; changes
+        are published only there. Without it, the previous wave's pattern is computed again.
     alpha_nan_policy : how Cronbach's alpha treats unanswered items.
 
     Every cell, change, flag and comment of the table is published only where the anonymity guard allows;
@@ -482,7 +496,7 @@ def build_table(
     published_total = ~hidden[:, 0]
 
     reliability = _reliability(data, scores, plan, hidden[:, 0], alpha_nan_policy)
-    changes = _changes(data, scores, plan, hidden[:, 0], previous) if previous is not None else ()
+    changes = _changes(data, scores, plan, hidden[:, 0], previous, previous_published) if previous is not None else ()
     responded = np.bincount(unit, minlength=plan.size)
     invited = np.maximum(np.asarray(data.invited, dtype=np.int64), responded)
     participation = participation_cells(data.tree.parent, data.tree.keys, invited, responded, data.min_group_size)

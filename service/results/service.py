@@ -90,10 +90,15 @@ def build(session: Session, wave: Wave, instruments: Instruments | None = None) 
     data = load_wave_data(session, wave, spec, tree)
     before = previous_wave(session, wave, spec, instruments)
     previous = None
+    shown: set[str] | None = None
     if before is not None and not purged(session, before.id):
         previous_spec = to_spec(instruments[(before.instrument, before.version)].instrument)
         previous = load_wave_data(session, before, previous_spec, tree)
-    table: ResultTable = scoring.build_table(data, previous)
+        # Changes are published only where the previous wave's served table shows the unit (see build_table).
+        served = table_of(session, before)
+        if served is not None:
+            shown = {u.key for u in served.units if not served.cell(u.key).suppressed}
+    table: ResultTable = scoring.build_table(data, previous, previous_published=shown)
     store(session, wave.id, table.to_dict())
     return table
 

@@ -394,3 +394,15 @@ def test_a_wave_without_responses_hides_everything_as_empty() -> None:
     assert {(c.suppressed, c.reason) for c in table.cells} == {(True, "empty")}
     assert table.flags == () and all(r.suppressed for r in table.reliability)
     json.dumps(table.to_dict(), allow_nan=False)
+
+
+def test_changes_follow_the_previous_waves_served_pattern() -> None:
+    """A change gives the previous mean away (this mean minus the change): it is published only where the
+    previous wave's stored table shows the unit, whatever a guard run today would decide for that wave."""
+    now = hand_org()
+    before = WaveData(**{**now.__dict__, "wave_id": 1})
+    recomputed = {c.unit for c in build_table(now, before).changes if not c.suppressed}
+    assert recomputed == {"org", "a", "b"}
+    served = {c.unit: c for c in build_table(now, before, previous_published={"org", "b"}).changes}
+    assert {u for u, c in served.items() if not c.suppressed} == {"org", "b"}
+    assert served["a"].suppressed and served["a"].previous_mean is None and served["a"].difference is None
