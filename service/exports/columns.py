@@ -39,6 +39,19 @@ _HEADER = struct.Struct("<I")
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 
 
+def _decode_pool() -> pa.MemoryPool:
+    """Where decoded copies live. Not pyarrow's default pool (mimalloc): the first time it hands out the
+    314 MiB of a 100,000-respondent copy takes it 1.0 s, jemalloc 0.2 s, and an export that runs once a day
+    (or in a fresh ``peil export run`` process) always meets the allocator cold. Warm, jemalloc takes 0.12 s."""
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        return pa.system_memory_pool()
+
+
+POOL = _decode_pool()
+
+
 def _stamp(built_at: datetime) -> str:
     return built_at.isoformat()
 
@@ -89,7 +102,7 @@ def decode(data: bytes | None, built_at: datetime) -> Derived | None:
     tables = {}
     for name in RESULT_TABLES:
         offset, size = header["tables"][name]
-        table = pa.ipc.open_stream(buffer.slice(body + offset, size)).read_all()
+        table = pa.ipc.open_stream(buffer.slice(body + offset, size), memory_pool=POOL).read_all()
         if not table.schema.equals(SCHEMAS[name]):
             return None
         tables[name] = table

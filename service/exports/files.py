@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,18 +96,11 @@ class FileTarget:
         self._staged, self._removed = [], set()
 
     def write_wave(self, wave_id: int, tables: Mapping[str, pa.Table], *, check: Callable[[], None]) -> None:
-        """Phase one for one wave: every table to a temporary file (unless the final file has these bytes).
-
-        ``check`` (the export's ``check_safe``) runs in a second thread while the tables are encoded in memory;
-        nothing reaches the disk unless it passed. Both spend their time in Arrow's C++ without the GIL, so on two
-        cores the check costs nothing: the export's check and its Parquet encoding are its two largest costs.
-        """
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-check") as pool:
-            verdict = pool.submit(check)
-            try:
-                encoded = {name: write_parquet(tables[name]) for name in TABLES}
-            finally:
-                verdict.result()  # an unsafe table raises here, whatever the encoding did
+        """Phase one for one wave: ``check`` (the export's ``check_safe``) first, then every table as Parquet in
+        memory, then to a temporary file (unless the final file has these bytes). Nothing reaches the disk
+        unless the check passed."""
+        check()
+        encoded = {name: write_parquet(tables[name]) for name in TABLES}
         for name in TABLES:
             relative = self.relative(name, wave_id)
             data = encoded.pop(name)

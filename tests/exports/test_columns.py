@@ -15,7 +15,7 @@ from sqlalchemy import update
 
 from service.config import Settings
 from service.exports import columns, files
-from service.exports.rows import RESULT_TABLES, decode, derive
+from service.exports.rows import RESULT_TABLES, UnsafeExport, decode, derive
 from service.models import WaveResult
 from service.models.base import utcnow
 from service.waves.purge import purge, purged
@@ -111,3 +111,12 @@ def test_purged_answers_leave_results_and_the_export_working(
     assert files_of(_root(file_settings)) == before
     assert _row(app, closed_wave.id)[1] is not None
     json.loads(gzip.decompress(_row(app, closed_wave.id)[0]))  # the JSON is untouched
+
+
+def test_rows_with_the_same_key_are_refused_where_rows_are_derived(app: FastAPI, closed_wave: ClosedWave) -> None:
+    d = decode(_row(app, closed_wave.id)[0])
+    d["participation"].append(d["participation"][0])
+    with pytest.raises(UnsafeExport, match="same key"):
+        derive(d)
+    with pytest.raises(UnsafeExport, match="same key"):
+        columns.of(d, utcnow())  # so no stored copy ever holds them
