@@ -217,12 +217,18 @@ def guarded(respondents: int, units: int, previous: bool) -> None:
     """Child process: time build_table (and the guard on its own) and print one line per result as it comes."""
     data = synthetic_wave(respondents, units, 5)
     before = synthetic_wave(respondents, units, 5, seed=8, wave_id=1, shift=0.1) if previous else None
+    shown = None
+    if before is not None:
+        # As the service does: the previous wave's table was built when it closed; changes follow its stored
+        # pattern (built here, untimed).
+        hidden = suppress_cells(before, construct_scores(before.instrument, before.answers)).hidden[:, 0]
+        shown = {key for key, h in zip(before.tree.keys, hidden, strict=True) if not h}
     start = time.perf_counter()
     scores = construct_scores(data.instrument, data.answers)
     suppress_cells(data, scores)
     print(f"guard {time.perf_counter() - start:.3f}", flush=True)
     start = time.perf_counter()
-    table = build_table(data, before)
+    table = build_table(data, before, previous_published=shown)
     print(f"table {time.perf_counter() - start:.3f}", flush=True)
     hidden = sum(c.suppressed for c in table.cells)
     print(f"cells {len(table.cells)} {hidden} {len(table.flags)}", flush=True)
