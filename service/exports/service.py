@@ -137,7 +137,7 @@ def load_wave(session: Session, wave_id: int) -> Loaded:
             raise LookupError(f"wave {wave_id}'s results were rebuilt or deleted while the export read them")
         derived = derive(decode(blob))
         backfill = columns.encode(derived, built_at)
-    names = dict(session.connection().execute(select(Unit.key, Unit.name)).tuples().all())  # Core: 10,000 rows, no ORM
+    names = {key: name for key, name in session.connection().execute(select(Unit.key, Unit.name))}  # Core, no ORM
     sha = session.scalar(
         select(PublishedInstrument.sha256).where(
             PublishedInstrument.slug == wave.instrument, PublishedInstrument.version == wave.version
