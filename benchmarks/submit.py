@@ -306,18 +306,50 @@ TIMEOUT = 30.0
 class Figures:
     label: str
     submitted: int
-    ok: int
-    errors: int
     seconds: float
-    p50_ms: float
-    p99_ms: float
+    latencies: list[float]
     error_kinds: dict[str, int]
-    load_cpu_ms: float = float("nan")  # CPU of the load process per submission
-    server_cpu_ms: float = float("nan")  # CPU of the server's processes (and PostgreSQL's) per submission
+    load_cpu: float  # CPU seconds of the load process
+    server_cpu: float  # CPU seconds of the server's processes (and PostgreSQL's); nan when not measured
+
+    @property
+    def ok(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def errors(self) -> int:
+        return self.submitted - self.ok
 
     @property
     def rate(self) -> float:
         return self.ok / self.seconds if self.seconds else 0.0
+
+    @property
+    def p50_ms(self) -> float:
+        return 1000 * percentile(self.latencies, 50)
+
+    @property
+    def p99_ms(self) -> float:
+        return 1000 * percentile(self.latencies, 99)
+
+    def cpu_ms(self, seconds: float) -> float:
+        return 1000 * seconds / max(1, self.submitted)
+
+    @classmethod
+    def total(cls, label: str, rounds: list[Figures]) -> Figures:
+        kinds: dict[str, int] = {}
+        for r in rounds:
+            for kind, count in r.error_kinds.items():
+                kinds[kind] = kinds.get(kind, 0) + count
+        return cls(
+            label,
+            sum(r.submitted for r in rounds),
+            sum(r.seconds for r in rounds),
+            [latency for r in rounds for latency in r.latencies],
+            kinds,
+            sum(r.load_cpu for r in rounds),
+            sum(r.server_cpu for r in rounds),
+        )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -325,10 +357,6 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-class HTTPFailure(Exception):
-    """The server's answer could not be read (what httpx would raise as a protocol error)."""
 
 
 class Connection:
@@ -535,22 +563,10 @@ def measure(
     job_file.write_text(json.dumps(spec))
     before = tree_cpu(cpu_roots)
     subprocess.run([sys.executable, __file__, "--load-job", str(job_file), str(out_file)], check=True, timeout=900)
-    server_cpu = tree_cpu(cpu_roots) - before
+    server_cpu = tree_cpu(cpu_roots) - before if cpu_roots else float("nan")
     result = json.loads(out_file.read_text())
-    latencies = result["latencies"]
-    errors = result["submitted"] - len(latencies)
-    per = 1000 / max(1, result["submitted"])
     return Figures(
-        label,
-        result["submitted"],
-        len(latencies),
-        errors,
-        result["seconds"],
-        1000 * percentile(latencies, 50),
-        1000 * percentile(latencies, 99),
-        result["kinds"],
-        load_cpu_ms=result["cpu"] * per,
-        server_cpu_ms=server_cpu * per if cpu_roots else float("nan"),
+        label, result["submitted"], result["seconds"], result["latencies"], result["kinds"], result["cpu"], server_cpu
     )
 
 
@@ -559,7 +575,9 @@ def measure(
 
 @dataclass
 class Plan:
-    max_count: int
+    rounds: int  # full-speed measurements alternate: baseline, service, baseline, service, ...
+    round_count: int  # submissions per round at most
+    round_seconds: float  # and seconds per round at most
     paced_seconds: float
     flow_count: int
     connections: int = 16
@@ -570,21 +588,14 @@ def show(figures: Figures) -> None:
     print(
         f"  {figures.label:<24} {figures.ok:>6} ok {figures.errors:>4} errors {figures.rate:7.1f}/s"
         f"  p50 {figures.p50_ms:6.1f} ms  p99 {figures.p99_ms:6.1f} ms"
-        f"  cpu/sub: server {figures.server_cpu_ms:4.2f} ms, load {figures.load_cpu_ms:4.2f} ms{kinds}"
+        f"  cpu/sub: server {figures.cpu_ms(figures.server_cpu):4.2f} ms,"
+        f" load {figures.cpu_ms(figures.load_cpu):4.2f} ms{kinds}"
     )
 
 
-def bench_backend(backend: str, plan: Plan, tmp: Path) -> dict[str, Any]:
-    print(f"\n== {backend} ==")
-    paced_count = int(plan.paced_seconds * PACED_RATE)
-    needed = plan.max_count + paced_count + plan.flow_count
-    whole, pages = survey_bodies(needed)
-    max_part = slice(0, plan.max_count)
-    paced_part = slice(plan.max_count, plan.max_count + paced_count)
-    flow_part = slice(plan.max_count + paced_count, needed)
-    lanes = {"connections": plan.connections}
-
-    # The baseline: same uvicorn settings, same kind of database, one table.
+@contextmanager
+def baseline_server(backend: str, tmp: Path) -> Iterator[tuple[str, list[int]]]:
+    """The baseline app on a fresh database: its address and the processes whose CPU it uses."""
     with fresh_database(backend, tmp, "baseline") as url:
         create_baseline_table(url)
         port = free_port()
@@ -592,18 +603,12 @@ def bench_backend(backend: str, plan: Plan, tmp: Path) -> dict[str, Any]:
         env = {**os.environ, "BENCH_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
         command = uvicorn_command("benchmarks.submit:make_baseline", port, "--factory")
         with running(command, env, tmp / f"baseline-{backend}.log", base) as process:
-            roots = [process.pid, *(postgres_roots() if backend == "postgresql" else [])]
-            fake = [secrets.token_urlsafe(32) for _ in range(needed + 200)]
-            measure(f"warm-b-{backend}", base, "max", fake[-200:], whole[:200], tmp, roots, max_seconds=60, **lanes)
-            b_max = measure(
-                "baseline", base, "max", fake[max_part], whole[max_part], tmp, roots, max_seconds=120, **lanes
-            )
-            b_paced = measure(
-                f"baseline paced {PACED_RATE:.0f}/s", base, "paced", fake[paced_part], whole[paced_part], tmp, roots,
-                rate=PACED_RATE, max_seconds=plan.paced_seconds, **lanes,
-            )  # fmt: skip
+            yield base, [process.pid, *(postgres_roots() if backend == "postgresql" else [])]
 
-    # The service, as a user runs it.
+
+@contextmanager
+def peil_server(backend: str, tmp: Path) -> Iterator[tuple[str, list[int], str]]:
+    """`peil serve --workers 2` on a fresh database, as a user runs it: address, processes, an HR key."""
     with fresh_database(backend, tmp, "peil") as url:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -612,32 +617,70 @@ def bench_backend(backend: str, plan: Plan, tmp: Path) -> dict[str, Any]:
         key = peil("keys", "create", "--role", "hr", "--name", "benchmark", env=env).strip().splitlines()[-1]
         command = [str(BIN / "peil"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
         with running(command, env, tmp / f"peil-{backend}.log", base) as process:
-            roots = [process.pid, *(postgres_roots() if backend == "postgresql" else [])]
-            wave_id, tokens = setup_wave(base, key, INVITATIONS)
-            if len(tokens) < needed + 200:
-                raise SystemExit(f"{needed} submissions need more than {len(tokens)} invitations")
-            warmed = measure(
-                f"warm-p-{backend}", base, "max", tokens[-200:], whole[:200], tmp, roots, max_seconds=60, **lanes
+            yield base, [process.pid, *(postgres_roots() if backend == "postgresql" else [])], key
+
+
+def bench_backend(backend: str, plan: Plan, tmp: Path) -> dict[str, Any]:
+    """Both servers run side by side; the measurements alternate, so a change in the machine's other load
+    falls on both rather than on whichever came second."""
+    print(f"\n== {backend} ==")
+    paced_count = int(plan.paced_seconds * PACED_RATE)
+    max_total = plan.rounds * plan.round_count
+    needed = max_total + paced_count + plan.flow_count
+    whole, pages = survey_bodies(needed)
+    lanes = {"connections": plan.connections}
+    with baseline_server(backend, tmp) as (b_base, b_roots), peil_server(backend, tmp) as (p_base, p_roots, key):
+        wave_id, tokens = setup_wave(p_base, key, INVITATIONS)
+        if len(tokens) < needed + 200:
+            raise SystemExit(f"{needed} submissions need more than {len(tokens)} invitations")
+        fake = [secrets.token_urlsafe(32) for _ in range(needed + 200)]
+        warm = slice(needed, needed + 200)
+        measure("warm-b", b_base, "max", fake[warm], whole[:200], tmp, [], max_seconds=60, **lanes)
+        warmed = measure("warm-p", p_base, "max", tokens[warm], whole[:200], tmp, [], max_seconds=60, **lanes)
+        b_rounds, p_rounds = [], []
+        for n in range(plan.rounds):
+            part = slice(n * plan.round_count, (n + 1) * plan.round_count)
+            for server, base, roots, links, rounds in (
+                ("baseline", b_base, b_roots, fake, b_rounds),
+                ("peil", p_base, p_roots, tokens, p_rounds),
+            ):
+                rounds.append(
+                    measure(
+                        f"{server}-{n}",
+                        base,
+                        "max",
+                        links[part],
+                        whole[part],
+                        tmp,
+                        roots,
+                        max_seconds=plan.round_seconds,
+                        **lanes,
+                    )
+                )
+        b_max, s_max = Figures.total("baseline", b_rounds), Figures.total("peil", p_rounds)
+        paced = slice(max_total, max_total + paced_count)
+        b_paced = measure(
+            f"baseline paced {PACED_RATE:.0f}/s", b_base, "paced", fake[paced], whole[paced], tmp, b_roots,
+            rate=PACED_RATE, max_seconds=plan.paced_seconds, **lanes,
+        )  # fmt: skip
+        s_paced = measure(
+            f"peil paced {PACED_RATE:.0f}/s", p_base, "paced", tokens[paced], whole[paced], tmp, p_roots,
+            rate=PACED_RATE, max_seconds=plan.paced_seconds, **lanes,
+        )  # fmt: skip
+        flow = None
+        if plan.flow_count:
+            part = slice(max_total + paced_count, needed)
+            flow = measure(
+                "peil page by page", p_base, "flow", tokens[part], pages[part], tmp, p_roots, max_seconds=120, **lanes
             )
-            s_max = measure(
-                "peil", base, "max", tokens[max_part], whole[max_part], tmp, roots, max_seconds=120, **lanes
-            )
-            s_paced = measure(
-                f"peil paced {PACED_RATE:.0f}/s", base, "paced", tokens[paced_part], whole[paced_part], tmp, roots,
-                rate=PACED_RATE, max_seconds=plan.paced_seconds, **lanes,
-            )  # fmt: skip
-            flow = None
-            if plan.flow_count:
-                flow = measure(
-                    "peil page by page", base, "flow", tokens[flow_part], pages[flow_part], tmp, roots,
-                    max_seconds=120, **lanes,
-                )  # fmt: skip
-            stored = responded(base, key, wave_id)
+        stored = responded(p_base, key, wave_id)
+    # Every submission the service sent, including those of rounds cut short by their time limit.
     expected = warmed.ok + s_max.ok + s_paced.ok + (flow.ok if flow else 0)
     show(b_max)
     show(s_max)
     ratio = s_max.rate / b_max.rate if b_max.rate else float("nan")
-    print(f"  throughput ratio peil/baseline: {ratio:.2f}  (goal >= 0.60)")
+    rates = ", ".join(f"{p.rate / b.rate:.2f}" for b, p in zip(b_rounds, p_rounds, strict=True) if b.rate)
+    print(f"  throughput ratio peil/baseline: {ratio:.2f}  (goal >= 0.60; by round: {rates})")
     show(b_paced)
     show(s_paced)
     if flow:
@@ -666,7 +709,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer submissions, a 5 s paced run, no page flow")
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
-    plan = Plan(max_count=1500, paced_seconds=5, flow_count=0) if args.quick else Plan(4000, 15, 500)
+    plan = Plan(2, 1500, 2.0, paced_seconds=5, flow_count=0) if args.quick else Plan(3, 4000, 4.0, 15, 500)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     print(f"2 uvicorn workers; load from a separate process; {os.cpu_count()} cores shared by all")
     tmp = Path(tempfile.mkdtemp(prefix="peil-bench-"))

@@ -18,7 +18,8 @@ API = "/api/v1"
 
 
 def include_routers(app: FastAPI) -> None:
+    # The form first: routes are tried in order, and a survey's busiest hour is all form posts.
+    forms.install(app)
     app.include_router(health)
     for router in (instruments, units, waves, results, keys, audit, exports):
         app.include_router(router, prefix=API)
-    forms.install(app)

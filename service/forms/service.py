@@ -221,17 +221,19 @@ _INSERT_IF_OPEN_PG = text(
     SELECT (SELECT count(*) FROM open_wave) AS open, (SELECT count(*) FROM added) AS added
     """
 ).bindparams(_WAVE_ID, _NOW, *_ROW_PARAMS)
-# SQLite: inside the write transaction, the check and then the insert.
+# SQLite: the same check and insert, inside the write transaction; when nothing was inserted, a second
+# look tells a closed wave from a link that saved before.
+_INSERT_IF_OPEN_SQLITE = text(
+    """
+    INSERT INTO responses (id, wave_id, unit_id, attributes, token_mac, answers, complete, answered_on)
+    SELECT :id, :wave_id, :unit_id, :attributes, :token_mac, :answers, :complete, :answered_on
+    WHERE EXISTS (SELECT 1 FROM waves WHERE id = :wave_id AND state = 'open' AND closes_at > :now)
+    ON CONFLICT (token_mac) DO NOTHING
+    """
+).bindparams(_WAVE_ID, _NOW, *_ROW_PARAMS)
 _WAVE_OPEN_SQLITE = text(
     "SELECT count(*) FROM waves WHERE id = :wave_id AND state = 'open' AND closes_at > :now"
 ).bindparams(_WAVE_ID, _NOW)
-_INSERT_SQLITE = text(
-    """
-    INSERT INTO responses (id, wave_id, unit_id, attributes, token_mac, answers, complete, answered_on)
-    VALUES (:id, :wave_id, :unit_id, :attributes, :token_mac, :answers, :complete, :answered_on)
-    ON CONFLICT (token_mac) DO NOTHING
-    """
-).bindparams(_WAVE_ID, *_ROW_PARAMS)
 _STORED_FOR_UPDATE = (
     select(Response.id, Response.answers, Response.complete)
     .where(Response.token_mac == bindparam("mac"))
@@ -249,9 +251,10 @@ def _insert_if_open(db: Connection, row: dict[str, Any], now: datetime) -> _Adde
     params = {**row, "now": now}
     if db.dialect.name == "postgresql":
         is_open, added = db.execute(_INSERT_IF_OPEN_PG, params).one()
+    elif db.execute(_INSERT_IF_OPEN_SQLITE, params).rowcount:
+        return _Added.INSERTED
     else:
-        is_open = db.execute(_WAVE_OPEN_SQLITE, params).scalar_one()
-        added = db.execute(_INSERT_SQLITE, params).rowcount if is_open else 0
+        added, is_open = 0, db.execute(_WAVE_OPEN_SQLITE, params).scalar_one()
     if not is_open:
         return _Added.CLOSED
     return _Added.INSERTED if added else _Added.EXISTS
