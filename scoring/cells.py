@@ -148,13 +148,14 @@ def _item_counts(
             found.append(np.stack([who, offsets[i] + option]))
     pairs = np.concatenate(found, axis=1) if found else np.zeros((2, 0), dtype=np.int64)
     u, w = cells.plan.size, cells.width
-    unit = np.asarray(data.unit, dtype=np.int64)[pairs[0]]
+    unit = np.asarray(data.unit, dtype=np.int64)
     counts = np.empty((u, w, width), dtype=np.int32)  # a count never exceeds the respondents
     start = 0
     for a in range(cells.keys.shape[1]):
         block = 1 if a == 0 else len(data.attributes[a - 1].values)
-        local = cells.keys[pairs[0], a] - unit * w - start  # the value index within this block
-        direct = np.bincount((unit * block + local) * width + pairs[1], minlength=u * block * width)
+        local = cells.keys[:, a] - unit * w - start  # each respondent's value index within this block
+        base = (unit * block + local) * width  # per respondent, then gathered once per answer
+        direct = np.bincount(base[pairs[0]] + pairs[1], minlength=u * block * width)
         rolled = cells.plan.rollup(direct.reshape(u, block * width).astype(np.int32))
         counts[:, start : start + block] = rolled.reshape(u, block, width)
         start += block
@@ -210,12 +211,16 @@ def cell_statistics(
     r = data.answers.shape[0]
 
     # Respondent-level quantities Q (R, M), filled in place: 1 | counted, score - shift, (score - shift)^2,
-    # favourable per construct | promoter, passive, detractor | per item: answered, answer (0 when not).
+    # favourable per construct | promoter, passive, detractor | answered, per multi item | answered, per other
+    # item | answer (0 when not), per scaled item. One product and one rollup give every item's n and mean.
     bounds = np.array([SCALE_BOUNDS[con.scale] for con in constructs], dtype=np.float64).reshape(c, 2)
     shift = bounds.mean(axis=1)
     has_enps = scores.enps is not None
     multi = [i for i, item in enumerate(items) if item.type == "multi"]
-    m = 1 + 4 * c + 3 * has_enps + len(multi)
+    single = [i for i, item in enumerate(items) if item.type != "multi"]
+    scaled = [i for i, item in enumerate(items) if item.type in SCALED]
+    column = {item.id: j for j, item in enumerate(data.instrument.items)}
+    m = 1 + 4 * c + 3 * has_enps + len(multi) + len(single) + len(scaled)
     q = np.empty((r, m))
     q[:, 0] = 1.0
     q[:, 1 : 1 + c] = scores.counted
@@ -231,6 +236,10 @@ def cell_statistics(
         at += 3
     for k, i in enumerate(multi):  # who answered a multi item (choosing nothing is not answering)
         q[:, at + k] = data.multi_answered[items[i].id]
+    at += len(multi)
+    np.logical_not(np.isnan(data.answers[:, [column[items[i].id] for i in single]]), out=q[:, at : at + len(single)])
+    at += len(single)
+    q[:, at : at + len(scaled)] = np.nan_to_num(data.answers[:, [column[items[i].id] for i in scaled]], nan=0.0)
     direct = np.asarray(cells.indicator @ q).reshape(u, -1)
     rolled = cells.plan.rollup(direct).reshape(u, w, -1)
 
@@ -254,20 +263,16 @@ def cell_statistics(
         score, low, high = stats.enps(pp, pa, pd)
         enps = np.stack([pp + pa + pd, score, low, high, pp, pa, pd], axis=-1)
         at += 3
-    # Item n and means from the distributions themselves: answers = sum of the counts (for a multi item: who
-    # answered it, from Q), mean = sum of count x point / n.
+    # Item n and means from Q: who answered each item, and the sum of each scaled item's answers.
     item_n = np.zeros((u, w, len(items)), dtype=np.int64)
-    if items:
-        item_n[:] = np.add.reduceat(counts, offsets[:-1], axis=2)
-    for k, i in enumerate(multi):
-        item_n[:, :, i] = np.rint(take(at + k, 1)[:, :, 0])
+    item_n[:, :, multi] = np.rint(take(at, len(multi)))
+    at += len(multi)
+    item_n[:, :, single] = np.rint(take(at, len(single)))
+    at += len(single)
     item_mean = np.full((u, w, len(items)), np.nan)
-    for i, item in enumerate(items):
-        if item.type in SCALED:
-            low_, high_ = SCALE_BOUNDS[item.type]
-            sums = counts[:, :, offsets[i] : offsets[i + 1]] @ np.arange(low_, high_ + 1, dtype=np.float64)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                np.divide(sums, item_n[:, :, i], out=item_mean[:, :, i], where=item_n[:, :, i] > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scaled_n = item_n[:, :, scaled]
+        item_mean[:, :, scaled] = np.where(scaled_n > 0, take(at, len(scaled)) / scaled_n, np.nan)
 
     construct_stats = np.empty((len(CONSTRUCT_FIELDS), u, w, c))
     _construct_figures(cn, total, squares, fav_sum, shift, bounds, construct_stats)
