@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -15,7 +19,7 @@ from sqlalchemy import update
 
 from service.config import Settings
 from service.exports import columns, files
-from service.exports.rows import RESULT_TABLES, UnsafeExport, decode, derive
+from service.exports.rows import RESULT_TABLES, Derived, UnsafeExport, decode, derive
 from service.models import WaveResult
 from service.models.base import utcnow
 from service.waves.purge import purge, purged
@@ -46,6 +50,71 @@ def test_the_stored_copy_holds_the_rows_of_the_stored_json(app: FastAPI, closed_
     # A copy belongs to one build: another built_at, or another format, is not used.
     assert columns.decode(copy, built_at + timedelta(microseconds=1)) is None
     assert columns.decode(b"not a copy", built_at) is None
+
+
+def _header(copy: bytes) -> dict:
+    start = len(columns.MAGIC) + 4
+    (length,) = columns._HEADER.unpack_from(copy, len(columns.MAGIC))
+    header: dict = json.loads(copy[start : start + length])
+    return header
+
+
+def _mostly_hidden(derived: Derived) -> Derived:
+    """The same wave with nine cells in ten hidden (their figures null), as in a large guarded table."""
+    cells = derived.tables["cells"]
+    hidden = pa.array(np.arange(cells.num_rows) % 10 != 0)
+    for i, field in enumerate(cells.schema):
+        if (pa.types.is_int64(field.type) or pa.types.is_float64(field.type)) and field.name != "wave_id":
+            cells = cells.set_column(i, field, pc.if_else(hidden, pa.scalar(None, field.type), cells[i]))
+    cells = cells.set_column(cells.schema.get_field_index("suppressed"), cells.schema.field("suppressed"), hidden)
+    return replace(derived, tables={**derived.tables, "cells": cells})
+
+
+def test_mostly_null_columns_are_kept_sparse_and_come_back_whole(
+    app: FastAPI, closed_wave: ClosedWave, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table, _, built_at = _row(app, closed_wave.id)
+    monkeypatch.setattr(columns, "SPARSE_MIN_ROWS", 0)  # the test wave is small: any table may be kept sparse
+    for derived in (derive(decode(table)), _mostly_hidden(derive(decode(table)))):
+        copy = columns.encode(derived, built_at)
+        cells = derived.tables["cells"]
+        sparse = [
+            f.name
+            for f in cells.schema
+            if f.type in (pa.int64(), pa.float64()) and 2 * cells.column(f.name).null_count > cells.num_rows
+        ]
+        assert "enps" in sparse  # on the row of the nps construct only
+        # the dense columns, then one stream per set of columns null in the same rows
+        assert len(_header(copy)["tables"]["cells"]["streams"]) == 1 + len(
+            {tuple(pc.is_valid(cells.column(c)).to_pylist()) for c in sparse}
+        )
+        stored = columns.decode(copy, built_at)
+        assert stored is not None
+        for name in RESULT_TABLES:
+            assert stored.tables[name].schema.equals(derived.tables[name].schema), name
+            assert stored.tables[name].to_pylist() == derived.tables[name].to_pylist(), name
+            assert [c.null_count for c in stored.tables[name].columns] == [
+                c.null_count for c in derived.tables[name].columns
+            ]
+            # the same Parquet bytes as from the rows themselves
+            assert files.write_parquet(stored.tables[name]) == files.write_parquet(derived.tables[name]), name
+
+
+def test_an_export_from_a_sparse_copy_writes_the_same_files(
+    app: FastAPI, client: TestClient, closed_wave: ClosedWave, file_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert export(app, file_settings).status == "succeeded"
+    before = files_of(_root(file_settings))
+    table, dense, built_at = _row(app, closed_wave.id)
+    monkeypatch.setattr(columns, "SPARSE_MIN_ROWS", 0)
+    copy = columns.of(decode(table), built_at)
+    assert copy != dense
+    with app.state.sessionmaker() as session, session.begin():
+        session.execute(update(WaveResult).where(WaveResult.wave_id == closed_wave.id).values(columnar=copy))
+    run = export(app, file_settings, full=True)
+    assert run.status == "succeeded", run.error
+    assert files_of(_root(file_settings)) == before
+    assert _row(app, closed_wave.id)[1] == copy  # used as it is, not derived again
 
 
 def test_a_table_stored_without_a_copy_exports_the_same_files_and_gets_one(
