@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,10 @@ TMP_SUFFIX = ".tmp"
 # How every Parquet file is written (pyarrow's defaults, spelled out so that they cannot drift): snappy,
 # dictionary encoding and column statistics. ``benchmarks/export.py`` writes its bare baseline with these too.
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "snappy", "use_dictionary": True, "write_statistics": True}
+
+
+# Threads encoding one wave's tables: two, because one table (``cells``) is most of the work.
+ENCODERS = 2
 
 
 def write_parquet(table: pa.Table) -> pa.Buffer:
@@ -97,30 +102,56 @@ class FileTarget:
 
     def write_wave(self, wave_id: int, tables: Mapping[str, pa.Table], *, check: Callable[[], None]) -> None:
         """Phase one for one wave: ``check`` (the export's ``check_safe``) first, then every table as Parquet in
-        memory, then to a temporary file (unless the final file has these bytes). Nothing reaches the disk
-        unless the check passed."""
+        memory, its SHA-256, and a temporary file (unless the final file has these bytes). Nothing reaches the
+        disk unless the check passed.
+
+        The tables are encoded by ``ENCODERS`` threads, largest first (pyarrow and hashlib let go of the GIL):
+        one wave's ``cells`` is most of the work, and the other tables are encoded and written beside it."""
         check()
-        encoded = {name: write_parquet(tables[name]) for name in TABLES}
-        for name in TABLES:
-            relative = self.relative(name, wave_id)
-            data = encoded.pop(name)
-            digest = hashlib.sha256(data).hexdigest()
-            final = self.root / relative
-            entry = {
-                "path": relative,
-                "table": name,
-                "wave_id": wave_id,
-                "rows": tables[name].num_rows,
-                "bytes": len(data),
-                "sha256": digest,
+        order = sorted(TABLES, key=lambda name: tables[name].num_rows * tables[name].num_columns, reverse=True)
+        with ThreadPoolExecutor(max_workers=ENCODERS, thread_name_prefix="peil-export") as pool:
+            futures = {
+                name: pool.submit(
+                    self._stage_file, wave_id, name, tables[name], self._entries.get(self.relative(name, wave_id))
+                )
+                for name in order
             }
-            if self._entries.get(relative) == entry and _sha256(final) == digest:
+        failed = None
+        for name in TABLES:  # every temporary file is staged before an error is raised, so abort() drops it
+            try:
+                entry, temporary = futures[name].result()
+            except Exception as exc:  # the first one is raised below
+                failed = failed or exc
                 continue
-            final.parent.mkdir(parents=True, exist_ok=True)
-            temporary = final.with_name(f".{PART}{TMP_SUFFIX}")
-            _fsync_write(temporary, data)
-            self._staged.append((temporary, final))
-            self._entries[relative] = entry
+            if temporary is not None:
+                self._staged.append((temporary, self.root / entry["path"]))
+                self._entries[entry["path"]] = entry
+        if failed is not None:
+            raise failed
+
+    def _stage_file(
+        self, wave_id: int, name: str, table: pa.Table, previous: Mapping[str, Any] | None
+    ) -> tuple[dict[str, Any], Path | None]:
+        """One table as Parquet, its manifest entry, and its temporary file (None: the final file already has
+        these bytes, as the previous manifest says and its own checksum confirms)."""
+        relative = self.relative(name, wave_id)
+        data = write_parquet(table)
+        digest = hashlib.sha256(data).hexdigest()
+        final = self.root / relative
+        entry = {
+            "path": relative,
+            "table": name,
+            "wave_id": wave_id,
+            "rows": table.num_rows,
+            "bytes": len(data),
+            "sha256": digest,
+        }
+        if previous == entry and _sha256(final) == digest:
+            return entry, None
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temporary = final.with_name(f".{PART}{TMP_SUFFIX}")
+        _fsync_write(temporary, data)
+        return entry, temporary
 
     def remove_wave(self, wave_id: int) -> None:
         """A wave whose results are gone: its partitions go in phase two."""
