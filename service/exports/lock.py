@@ -13,7 +13,7 @@ import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import Update, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +24,12 @@ from service.models.base import utcnow
 LOCK_ID = 1
 DEFAULT_TTL = timedelta(minutes=10)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _unsynchronised(statement: Update) -> Update:
+    """These sessions hold no ``ExportLock`` object: nothing to bring up to date after the UPDATE (SQLAlchemy
+    would otherwise evaluate its WHERE clause against the session's objects first)."""
+    return statement.execution_options(synchronize_session=False)
 
 
 def new_owner() -> str:
@@ -54,21 +60,21 @@ def acquire(
         if slot is not None:
             statement = statement.where(or_(ExportLock.slot.is_(None), ExportLock.slot < slot))
             values["slot"] = slot
-        result = session.execute(statement.values(**values))
+        result = session.execute(_unsynchronised(statement.values(**values)))
         won: bool = result.rowcount == 1  # type: ignore[attr-defined]
     return won
 
 
-def attach(factory: sessionmaker[Session], owner: str, run_id: int) -> None:
-    with transaction(factory) as session:
-        session.execute(update(ExportLock).where(ExportLock.owner == owner).values(run_id=run_id))
+def attach(session: Session, owner: str, run_id: int) -> None:
+    """Name the run holding the claim, in the caller's transaction (the one that records the run)."""
+    session.execute(_unsynchronised(update(ExportLock).where(ExportLock.owner == owner).values(run_id=run_id)))
 
 
 def heartbeat(factory: sessionmaker[Session], owner: str, ttl: timedelta = DEFAULT_TTL) -> bool:
     """Renew the claim; False if it lapsed and another run took it (the caller must stop)."""
     with transaction(factory) as session:
         result = session.execute(
-            update(ExportLock).where(ExportLock.owner == owner).values(locked_until=utcnow() + ttl)
+            _unsynchronised(update(ExportLock).where(ExportLock.owner == owner).values(locked_until=utcnow() + ttl))
         )
         renewed: bool = result.rowcount == 1  # type: ignore[attr-defined]
     return renewed
@@ -77,5 +83,7 @@ def heartbeat(factory: sessionmaker[Session], owner: str, ttl: timedelta = DEFAU
 def release(factory: sessionmaker[Session], owner: str) -> None:
     with transaction(factory) as session:
         session.execute(
-            update(ExportLock).where(ExportLock.owner == owner).values(owner=None, run_id=None, locked_until=_EPOCH)
+            _unsynchronised(
+                update(ExportLock).where(ExportLock.owner == owner).values(owner=None, run_id=None, locked_until=_EPOCH)
+            )
         )

@@ -188,12 +188,13 @@ def _start(factory: sessionmaker[Session], owner: str, target: Target, trigger: 
             update(ExportRun)
             .where(ExportRun.status == "running")
             .values(status="failed", finished_at=utcnow(), error="interrupted: the run stopped before finishing")
+            .execution_options(synchronize_session=False)
         )
         run = ExportRun(status="running", trigger=trigger, full=full, target=target.display, started_at=utcnow())
         session.add(run)
         session.flush()
         run_id = run.id
-    lock.attach(factory, owner, run_id)
+        lock.attach(session, owner, run_id)  # recorded as running and named on the lock in one commit
     return run_id
 
 
@@ -250,7 +251,8 @@ def run_export(
                     rows[name] += loaded.tables[name].num_rows
                 exported[str(wave_id)] = loaded.built_at.isoformat()
                 del loaded
-                if not lock.heartbeat(factory, owner, lock_ttl):
+                # between waves (after the last one, the renewal before the commit below does it)
+                if done + 1 < total and not lock.heartbeat(factory, owner, lock_ttl):
                     raise LockLost("the export lock lapsed and another run took it")
             for wave_id in todo.removed:
                 target.remove_wave(wave_id)
