@@ -7,18 +7,23 @@ becomes the JSON), and keeps them here; the export reads them back (decompressin
 writes them.
 
 Layout of the bytes: ``MAGIC``, a little-endian uint32 header length, the JSON header (the format, the
-``built_at`` of the stored table they were derived from, the table's own facts, and where each table's streams
-are), then Arrow IPC streams, 64-byte aligned. Buffers are LZ4-compressed: for 100,000 respondents 70 MiB
-instead of 314 uncompressed (the gzipped JSON is 29), decompressed in 0.08 s; zstd level 1 made 44 MiB but took
-0.19 s, a third of what writing the Parquet files costs.
+``built_at`` of the stored table they were derived from, the table's own facts, and each table's row count and
+where its streams are), then Arrow IPC streams, LZ4-compressed, 64-byte aligned. Each table is kept as
 
-A table is one stream of its columns, except its mostly-null numbers (``cells`` of a guarded table is 98 %
-hidden rows, whose figures are null): those are kept as the rows that have a value and the values, one stream
-per set of columns null in the same rows. Decoding puts them back into zero-filled anonymous memory that the
-kernel maps only where a value is written: the hidden rows' slots are not decompressed, and a page of them
-holding no value is never touched (the Parquet writer and ``check_safe`` read only the slots that hold one).
-For 100,000 respondents these columns are 155 of the 230 MiB a copy decodes to; decoding takes 0.09-0.12 s
-instead of 0.12-0.13 in a fresh process (41,000 page faults instead of 60,000).
+- its dense columns, a string column as the length of each string (LZ4 compresses the lengths of a column like
+  ``cells.unit`` 50-fold, the offsets Arrow keeps hardly at all: they were 22 of the copy's 29 MiB);
+- the characters of its string columns, one value per column;
+- its mostly-null numbers (``cells`` of a guarded table is 98 % hidden rows, whose figures are null) as the
+  rows that have a value and those values, one stream per set of columns null in the same rows.
+
+Decoding sums the lengths up into offsets again (the characters are used as they are) and puts the sparse values
+into zero-filled anonymous memory that the kernel maps only where a value is written: the hidden rows' slots are
+not decompressed, and a page of them holding no value is never touched (the Parquet writer and ``check_safe``
+read only the slots that hold one). For 100,000 respondents (the guarded benchmark table) the copy is 4.7 MiB
+instead of 29 (the gzipped JSON is 4.3); reading and decoding it makes 44,000 page faults instead of 75,000 and
+in a fresh process takes 0.10-0.15 s, 0.12-0.16 s of CPU (before, as plain Arrow IPC streams:
+0.12-0.16 s, 0.17-0.23 s of CPU, decompressing on two threads). zstd level 1 instead of LZ4 made the plain
+streams a third smaller and their decompression about twice as slow.
 
 A copy is used only when its format is ``FORMAT`` and its ``built_at`` is the row's own: a table stored by older
 code, rebuilt by a worker that does not know this column, or written before it existed, is derived from its JSON
@@ -43,7 +48,7 @@ from service.exports.schema import SCHEMA_VERSION, SCHEMAS
 
 # Bump when what ``rows.derive`` produces changes (a column, a conversion): stored copies of another format are
 # ignored and derived again from the JSON.
-FORMAT = f"{SCHEMA_VERSION}.2"
+FORMAT = f"{SCHEMA_VERSION}.3"
 MAGIC = b"PEILCOL\x00"
 _ALIGN = 64
 _HEADER = struct.Struct("<I")
@@ -52,6 +57,7 @@ _OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 # half of them are null. (Small tables are not worth a mapping per column.)
 SPARSE_MIN_ROWS = 1 << 16
 _ROW = "row"  # the first column of a sparse stream: which rows have a value
+_LENGTHS = (pa.uint8(), pa.uint16(), pa.int32())  # the types a string column's lengths are kept in
 
 
 def _decode_pool() -> pa.MemoryPool:
@@ -79,29 +85,78 @@ def _stream(table: pa.Table) -> bytes:
     return data
 
 
-def _split(table: pa.Table) -> list[pa.Table]:
-    """A table as streams to store: its dense columns (in schema order), then one table per set of mostly-null
-    numeric columns that are null in the same rows: ``row`` (the rows with a value), then those values."""
-    dense: list[pa.Field] = []
+def _is_sparse(table: pa.Table, field: pa.Field) -> bool:
+    return (
+        table.num_rows >= SPARSE_MIN_ROWS
+        and field.type in (pa.int64(), pa.float64())
+        and 2 * table.column(field.name).null_count > table.num_rows
+    )
+
+
+def _stored(field: pa.Field, kept: pa.Field) -> bool:
+    """Whether ``kept`` is how a dense column ``field`` is kept: a string column as the length of each string
+    (its characters apart), in the narrowest integer type they fit in."""
+    if field.type == pa.string():
+        return bool(kept.name == field.name and kept.nullable == field.nullable and kept.type in _LENGTHS)
+    return bool(kept == field)
+
+
+def _lengths(column: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+    """A string column as the length of each string (null where it is null) and all its characters in one
+    value. LZ4 compresses the lengths of a column like ``cells.unit`` 50-fold, its offsets hardly at all."""
+    array = column.combine_chunks()
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32, count=len(array) + 1, offset=4 * array.offset)
+    steps = np.diff(offsets)
+    kind = next(t for t in _LENGTHS if len(steps) == 0 or steps.max() <= np.iinfo(t.to_pandas_dtype()).max)
+    lengths = pa.array(steps.astype(kind.to_pandas_dtype()), mask=pc.is_null(array).to_numpy(zero_copy_only=False))
+    size = int(offsets[-1] - offsets[0])
+    characters = array.buffers()[2].slice(int(offsets[0]), size) if size else pa.py_buffer(b"")
+    whole = pa.Array.from_buffers(
+        pa.large_binary(), 1, [None, pa.py_buffer(np.array([0, size], dtype=np.int64)), characters]
+    )
+    return lengths, whole
+
+
+def _strings(lengths: pa.ChunkedArray, characters: pa.ChunkedArray) -> pa.Array:
+    """The string column kept as ``_lengths``: offsets summed up again, the characters not copied."""
+    counts = lengths.combine_chunks()  # one chunk, at offset 0, as an IPC stream gives it
+    whole = characters.combine_chunks()
+    offsets = pa.allocate_buffer(4 * (len(counts) + 1), memory_pool=POOL)
+    summed = np.frombuffer(offsets, dtype=np.int32)
+    summed[0] = 0
+    steps = np.frombuffer(counts.buffers()[1], dtype=counts.type.to_pandas_dtype(), count=len(counts))
+    np.cumsum(steps, dtype=np.int32, out=summed[1:])
+    validity = counts.buffers()[0] if counts.null_count else None
+    text = whole.buffers()[2] or pa.py_buffer(b"")
+    return pa.Array.from_buffers(pa.string(), len(counts), [validity, offsets, text], null_count=counts.null_count)
+
+
+def _split(table: pa.Table) -> tuple[pa.Table, pa.Table, list[pa.Table]]:
+    """A table as the streams to keep: its dense columns (strings as their lengths), the characters of its
+    string columns (one row), and one table per set of mostly-null numeric columns that are null in the same
+    rows: ``row`` (the rows that have a value), then those values."""
+    dense: dict[str, pa.ChunkedArray | pa.Array] = {}
+    characters: dict[str, pa.Array] = {}
     sparse: dict[bytes, tuple[np.ndarray, list[pa.Field]]] = {}  # by the rows that have a value
     for field in table.schema:
         column = table.column(field.name)
-        if (
-            table.num_rows >= SPARSE_MIN_ROWS
-            and (pa.types.is_int64(field.type) or pa.types.is_float64(field.type))
-            and 2 * column.null_count > table.num_rows
-        ):
+        if _is_sparse(table, field):
             valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
             sparse.setdefault(np.packbits(valid).tobytes(), (valid, []))[1].append(field)
+        elif field.type == pa.string():
+            dense[field.name], characters[field.name] = _lengths(column)
         else:
-            dense.append(field)
-    parts = [table.select([f.name for f in dense])]
-    for valid, fields in sparse.values():
+            dense[field.name] = column
+    fields = [f.with_type(dense[f.name].type) for f in table.schema if f.name in dense]
+    kept = pa.Table.from_arrays(list(dense.values()), schema=pa.schema(fields))
+    strings = pa.table(characters) if characters else pa.table({})
+    parts = []
+    for valid, group in sparse.values():
         rows = pa.array(np.flatnonzero(valid), type=pa.int64())
-        values = [pc.drop_null(table.column(f.name)) for f in fields]
-        schema = pa.schema([pa.field(_ROW, pa.int64(), nullable=False), *fields])
+        values = [pc.drop_null(table.column(f.name)) for f in group]
+        schema = pa.schema([pa.field(_ROW, pa.int64(), nullable=False), *group])
         parts.append(pa.Table.from_arrays([rows, *values], schema=schema))
-    return parts
+    return kept, strings, parts
 
 
 def _zeros(size: int) -> mmap.mmap:
@@ -133,9 +188,9 @@ def encode(derived: Derived, built_at: datetime) -> bytes:
     streams: list[bytes] = []
     counts: dict[str, int] = {}
     for name in RESULT_TABLES:
-        parts = _split(derived.tables[name])
-        streams += [_stream(part) for part in parts]
-        counts[name] = len(parts)
+        dense, strings, sparse = _split(derived.tables[name])
+        streams += [_stream(dense), _stream(strings), *(_stream(part) for part in sparse)]
+        counts[name] = 2 + len(sparse)
     facts: dict[str, Any] = {
         "wave_id": derived.wave_id,
         "instrument": derived.instrument,
@@ -145,7 +200,8 @@ def encode(derived: Derived, built_at: datetime) -> bytes:
         "constructs": list(derived.constructs),
     }
     # Offsets are relative to the end of the header; the header is padded so that every stream stays aligned.
-    # Each table: the number of its rows and its streams' [offset, length], the dense columns' first.
+    # Each table: the number of its rows and its streams' [offset, length]: the dense columns', the strings'
+    # characters', then the sparse ones'.
     spans, position = [], 0
     for data in streams:
         spans.append([position, len(data)])
@@ -179,16 +235,23 @@ def decode(data: bytes | None, built_at: datetime) -> Derived | None:
     tables = {}
     for name in RESULT_TABLES:
         rows, streams = header["tables"][name]["rows"], header["tables"][name]["streams"]
-        parts = [
+        dense, strings, *sparse = (
             pa.ipc.open_stream(buffer.slice(body + offset, size), memory_pool=POOL).read_all()
             for offset, size in streams
-        ]
+        )
         schema = SCHEMAS[name]
-        fields = {f.name: f for part in parts for f in part.schema if f.name != _ROW}
-        if len(fields) != len(schema) or any(fields.get(f.name) != f for f in schema):
+        kept = {f.name: f for part in (dense, *sparse) for f in part.schema if f.name != _ROW}
+        texts = {f.name for f in schema if f.type == pa.string() and f.name in dense.column_names}
+        if (
+            len(kept) != len(schema)
+            or not all(f.name in kept and _stored(f, kept[f.name]) for f in schema)
+            or set(strings.column_names) != texts
+        ):
             return None  # not the columns of this format
-        found = dict(zip(parts[0].column_names, parts[0].columns, strict=True))
-        for part in parts[1:]:
+        found = dict(zip(dense.column_names, dense.columns, strict=True))
+        for column in strings.column_names:
+            found[column] = _strings(found[column], strings.column(column))
+        for part in sparse:
             found.update(_spread(part, rows))
         table = pa.Table.from_arrays([found[f.name] for f in schema], schema=schema)
         if table.num_rows != rows:
