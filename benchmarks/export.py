@@ -29,6 +29,12 @@ It prints the best of each, their ratio (goal: export <= 2x bare), the range of 
 CPU time of both (on a shared machine the steadier figure), and where the export's time goes (a separate pass
 over the same steps). ``--fallback`` also times one run on a table stored before the columnar copy existed
 (derived from the JSON, as every run did before).
+
+``--sql URL`` times the SQL target instead (no goal in the issue): ``peil export run --full`` of the same stored
+table into a schema of its own at that URL (created, then dropped), ``--repeat`` times: the first run inserts
+every row, the next ones upsert the same rows again (the idempotent re-run), all in one transaction each.
+
+    .venv/bin/python benchmarks/export.py --small --sql postgresql://127.0.0.1:5432/test
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import gc
 import gzip
 import importlib.util
 import json
+import secrets
 import shutil
 import subprocess
 import sys
@@ -59,6 +66,7 @@ import numpy.typing as npt  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 from sqlalchemy import insert, select, update  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 import scoring.build  # noqa: E402
@@ -72,6 +80,7 @@ from service.exports.files import PARQUET_OPTIONS, FileTarget  # noqa: E402
 from service.exports.rows import check_safe, decode  # noqa: E402
 from service.exports.schema import KEYS, TABLES  # noqa: E402
 from service.exports.service import load_wave, run_export  # noqa: E402
+from service.exports.sql import SqlTarget, split_url  # noqa: E402
 from service.models import Base, PublishedInstrument, Unit, Wave, WaveResult  # noqa: E402
 from service.results.service import store  # noqa: E402
 
@@ -249,6 +258,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="read/write the built result table here (gzipped JSON)")
     parser.add_argument("--stand-in-guard", action="store_true", help="build with primary suppression only")
     parser.add_argument("--fallback", action="store_true", help="also time a table stored without the copy")
+    parser.add_argument("--sql", metavar="URL", help="time the SQL target at this URL instead (a schema of its own)")
     parser.add_argument("--child", choices=("export", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--wave", type=int, help=argparse.SUPPRESS)
@@ -265,6 +275,9 @@ def main() -> None:
         stored_database(work, table)
         del table
         factory, settings = _open(work)
+        if args.sql:
+            sql_runs(factory, settings, args.sql, args.repeat, respondents, units)
+            return
         with factory() as session:
             tables = load_wave(session, wave_id).tables
             copy = session.scalar(select(WaveResult.columnar).where(WaveResult.wave_id == wave_id)) or b""
@@ -362,6 +375,33 @@ def main() -> None:
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def sql_runs(
+    factory: sessionmaker[Session], settings: Settings, url: str, repeat: int, respondents: int, units: int
+) -> None:
+    """``peil export run --full`` into a fresh schema at ``url``, ``repeat`` times (insert, then upserts)."""
+    raw, _ = split_url(url)
+    schema = f"peil_bench_{secrets.token_hex(4)}" if make_url(raw).get_backend_name() == "postgresql" else None
+    target_url = f"{raw}?schema={schema}" if schema else raw
+    times: list[float] = []
+    try:
+        for _ in range(repeat):
+            target = SqlTarget(*split_url(target_url))
+            start = time.perf_counter()
+            run = run_export(factory, settings, trigger="cli", actor="benchmark", full=True, target=target)
+            times.append(time.perf_counter() - start)
+            if run.status != "succeeded":
+                raise RuntimeError(f"the SQL export failed: {run.error}")
+    finally:
+        if schema:
+            engine = make_engine(raw)
+            with engine.begin() as connection:
+                connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            engine.dispose()
+    print(f"organisation: {respondents:,} respondents, {units:,} units; {sum(run.rows.values()):,} rows")
+    print(f"SQL target {make_url(raw).render_as_string(hide_password=True)} (schema {schema}):")
+    print(f"  first run (inserts): {times[0]:.2f} s; again (upserts of the same rows): {_range(times[1:] or times)}")
 
 
 def _range(values: list[float], unit: str = " s") -> str:
