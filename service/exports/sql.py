@@ -4,25 +4,38 @@ Tables are created if absent (in the URL's ``?schema=`` or, on PostgreSQL, ``pei
 natural key as primary key. A run writes every exported wave's rows with INSERT ... ON CONFLICT DO UPDATE and
 deletes the rows of those waves whose key is no longer produced (a rebuilt wave with one flag fewer), all in
 one transaction: a reader sees the previous run or this one, never a mix.
+
+On PostgreSQL each table of a wave is one batch, set-based: its rows go as CSV (written by Arrow) through COPY
+into a temporary table of the same shape (dropped at commit), then one INSERT ... SELECT ... ON CONFLICT DO
+UPDATE upserts them all by natural key, and one DELETE ... WHERE NOT EXISTS drops the wave's rows the stage does
+not hold. For 10,000 respondents (135,000 rows) a full run takes 1.8-2.3 s, most of it in PostgreSQL; row by
+row (an executemany: one INSERT per row, even pipelined) it took 6.4 s, 8.3 s to upsert the same rows again
+(``benchmarks/export.py --small --sql URL``). Elsewhere (SQLite) rows go by executemany.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from service.exports.schema import KEYS, SCHEMA_VERSION, SCHEMAS, TABLES
 
+if TYPE_CHECKING:
+    import psycopg
+
 DEFAULT_SCHEMA = "peil_analytics"
-CHUNK = 5_000
+CHUNK = 5_000  # rows per executemany (SQLite) and per stale-key DELETE
+COPY_ROWS = 100_000  # rows per piece of CSV sent to COPY (bounds the memory of one piece)
+_CSV = pacsv.WriteOptions(include_header=False, quoting_style="needed")  # strings quoted: '' is "", null is empty
 
 
 def _sql_type(kind: pa.DataType) -> sa.types.TypeEngine[Any]:
@@ -49,6 +62,22 @@ def metadata(schema: str | None) -> sa.MetaData:
     return meta
 
 
+def _csv(rows: pa.Table, names: Sequence[str]) -> pa.Buffer:
+    """Rows as CSV for PostgreSQL's COPY, columns in ``names`` order: a list column as its JSON text (as the
+    JSON type would store it), nulls empty, strings quoted (so that '' stays an empty string), floats written
+    to round-trip exactly."""
+    columns = []
+    for name in names:
+        column = rows.column(name)
+        if pa.types.is_list(column.type):
+            column = pa.array([None if v is None else json.dumps(v) for v in column.to_pylist()], type=pa.string())
+        columns.append(column)
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(pa.Table.from_arrays(columns, names=list(names)), sink, write_options=_CSV)
+    data: pa.Buffer = sink.getvalue()
+    return data
+
+
 def split_url(target: str) -> tuple[str, str | None]:
     """The SQLAlchemy URL without ``?schema=`` and the schema (``peil_analytics`` by default on PostgreSQL)."""
     url = make_url(target)
@@ -71,6 +100,7 @@ class SqlTarget:
     _conn: Connection | None = None
     _tables: dict[str, sa.Table] = field(default_factory=dict)
     _digest: Any = None
+    _stages: dict[str, sa.Table] = field(default_factory=dict)  # the temporary stages this run has created
 
     @property
     def display(self) -> str:
@@ -89,6 +119,7 @@ class SqlTarget:
         meta.create_all(self._conn, checkfirst=True)
         self._tables = {t.name: t for t in meta.sorted_tables}
         self._digest = hashlib.sha256()
+        self._stages = {}
 
     def _insert(self, table: sa.Table) -> Any:
         dialect = self._conn.dialect.name if self._conn is not None else ""
@@ -103,24 +134,72 @@ class SqlTarget:
         assert self._conn is not None, "begin() first"
         check()
         for name in TABLES:
-            table = self._tables[name]
-            keys = KEYS[name]
-            rows = tables[name].to_pylist()
-            self._digest.update(f"{name}/{wave_id}:{len(rows)};".encode())
-            insert = self._insert(table)
-            statement = insert.on_conflict_do_update(
-                index_elements=list(keys),
-                set_={c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys},
+            rows = tables[name]
+            self._digest.update(f"{name}/{wave_id}:{rows.num_rows};".encode())
+            if self._conn.dialect.name == "postgresql":
+                self._copy_upsert(self._tables[name], KEYS[name], wave_id, rows)
+            else:
+                self._executemany_upsert(self._tables[name], KEYS[name], wave_id, rows)
+
+    def _copy_upsert(self, table: sa.Table, keys: Sequence[str], wave_id: int, rows: pa.Table) -> None:
+        """PostgreSQL: the rows through COPY into a temporary stage, then one upsert and one DELETE from it."""
+        assert self._conn is not None
+        stage = self._stage(table)
+        quote = self._conn.dialect.identifier_preparer.quote
+        names = [c.name for c in table.columns]
+        raw = cast("psycopg.Connection[Any]", self._conn.connection.dbapi_connection)
+        with raw.cursor() as cursor:
+            columns = ", ".join(quote(n) for n in names)
+            with cursor.copy(f"COPY {quote(stage.name)} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+                for start in range(0, rows.num_rows, COPY_ROWS):
+                    copy.write(memoryview(_csv(rows.slice(start, COPY_ROWS), names)))
+        insert = postgresql.insert(table).from_select(names, sa.select(*stage.c))
+        values = {n: insert.excluded[n] for n in names if n not in keys}
+        self._conn.execute(
+            insert.on_conflict_do_update(index_elements=list(keys), set_=values)
+            if values
+            else insert.on_conflict_do_nothing(index_elements=list(keys))
+        )
+        held = sa.exists().where(*(stage.c[k] == table.c[k] for k in keys))
+        self._conn.execute(sa.delete(table).where(table.c.wave_id == wave_id, ~held))
+
+    def _stage(self, table: sa.Table) -> sa.Table:
+        """The empty temporary table of ``table``'s shape that a wave's rows are copied into: created once per
+        run (and dropped when it commits), emptied for every wave."""
+        assert self._conn is not None
+        stage = self._stages.get(table.name)
+        if stage is None:
+            stage = sa.Table(
+                f"peil_stage_{table.name}",
+                sa.MetaData(),
+                *(sa.Column(c.name, c.type) for c in table.columns),
+                prefixes=["TEMPORARY"],
+                postgresql_on_commit="DROP",
             )
-            for start in range(0, len(rows), CHUNK):
-                self._conn.execute(statement, rows[start : start + CHUNK])
-            produced = {tuple(row[k] for k in keys) for row in rows}
-            key_columns = [table.c[k] for k in keys]
-            existing = self._conn.execute(sa.select(*key_columns).where(table.c.wave_id == wave_id)).all()
-            stale = [tuple(row) for row in existing if tuple(row) not in produced]
-            for start in range(0, len(stale), CHUNK):
-                chunk = stale[start : start + CHUNK]
-                self._conn.execute(sa.delete(table).where(sa.tuple_(*key_columns).in_(chunk)))
+            stage.create(self._conn)
+            self._stages[table.name] = stage
+        else:
+            self._conn.exec_driver_sql(f"TRUNCATE {self._conn.dialect.identifier_preparer.quote(stage.name)}")
+        return stage
+
+    def _executemany_upsert(self, table: sa.Table, keys: Sequence[str], wave_id: int, rows: pa.Table) -> None:
+        """Elsewhere: INSERT ... ON CONFLICT DO UPDATE by executemany, then the stale keys deleted."""
+        assert self._conn is not None
+        records = rows.to_pylist()
+        insert = self._insert(table)
+        statement = insert.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys},
+        )
+        for start in range(0, len(records), CHUNK):
+            self._conn.execute(statement, records[start : start + CHUNK])
+        produced = {tuple(row[k] for k in keys) for row in records}
+        key_columns = [table.c[k] for k in keys]
+        existing = self._conn.execute(sa.select(*key_columns).where(table.c.wave_id == wave_id)).all()
+        stale = [tuple(row) for row in existing if tuple(row) not in produced]
+        for start in range(0, len(stale), CHUNK):
+            chunk = stale[start : start + CHUNK]
+            self._conn.execute(sa.delete(table).where(sa.tuple_(*key_columns).in_(chunk)))
 
     def remove_wave(self, wave_id: int) -> None:
         assert self._conn is not None, "begin() first"
