@@ -57,7 +57,12 @@ _OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 # half of them are null. (Small tables are not worth a mapping per column.)
 SPARSE_MIN_ROWS = 1 << 16
 _ROW = "row"  # the first column of a sparse stream: which rows have a value
-_LENGTHS = (pa.uint8(), pa.uint16(), pa.int32())  # the types a string column's lengths are kept in
+# The types a string column's lengths are kept in, the narrowest they fit in first.
+_LENGTHS: dict[pa.DataType, type[np.integer[Any]]] = {
+    pa.uint8(): np.uint8,
+    pa.uint16(): np.uint16,
+    pa.int32(): np.int32,
+}
 
 
 def _decode_pool() -> pa.MemoryPool:
@@ -85,6 +90,13 @@ def _stream(table: pa.Table) -> bytes:
     return data
 
 
+def _numpy(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Values without nulls (or booleans) as numpy, without copying one chunk of numbers."""
+    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    out: np.ndarray = array.to_numpy(zero_copy_only=False)
+    return out
+
+
 def _is_sparse(table: pa.Table, field: pa.Field) -> bool:
     return (
         table.num_rows >= SPARSE_MIN_ROWS
@@ -107,8 +119,9 @@ def _lengths(column: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
     array = column.combine_chunks()
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int32, count=len(array) + 1, offset=4 * array.offset)
     steps = np.diff(offsets)
-    kind = next(t for t in _LENGTHS if len(steps) == 0 or steps.max() <= np.iinfo(t.to_pandas_dtype()).max)
-    lengths = pa.array(steps.astype(kind.to_pandas_dtype()), mask=pc.is_null(array).to_numpy(zero_copy_only=False))
+    widest = int(steps.max()) if len(steps) else 0
+    kind = next(t for t, dtype in _LENGTHS.items() if widest <= np.iinfo(dtype).max)
+    lengths = pa.array(steps.astype(_LENGTHS[kind]), type=kind, mask=_numpy(pc.is_null(array)))
     size = int(offsets[-1] - offsets[0])
     characters = array.buffers()[2].slice(int(offsets[0]), size) if size else pa.py_buffer(b"")
     whole = pa.Array.from_buffers(
@@ -124,7 +137,7 @@ def _strings(lengths: pa.ChunkedArray, characters: pa.ChunkedArray) -> pa.Array:
     offsets = pa.allocate_buffer(4 * (len(counts) + 1), memory_pool=POOL)
     summed = np.frombuffer(offsets, dtype=np.int32)
     summed[0] = 0
-    steps = np.frombuffer(counts.buffers()[1], dtype=counts.type.to_pandas_dtype(), count=len(counts))
+    steps = np.frombuffer(counts.buffers()[1], dtype=_LENGTHS[counts.type], count=len(counts))
     np.cumsum(steps, dtype=np.int32, out=summed[1:])
     validity = counts.buffers()[0] if counts.null_count else None
     text = whole.buffers()[2] or pa.py_buffer(b"")
@@ -141,7 +154,7 @@ def _split(table: pa.Table) -> tuple[pa.Table, pa.Table, list[pa.Table]]:
     for field in table.schema:
         column = table.column(field.name)
         if _is_sparse(table, field):
-            valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
+            valid = _numpy(pc.is_valid(column))
             sparse.setdefault(np.packbits(valid).tobytes(), (valid, []))[1].append(field)
         elif field.type == pa.string():
             dense[field.name], characters[field.name] = _lengths(column)
@@ -166,7 +179,7 @@ def _zeros(size: int) -> mmap.mmap:
 
 def _spread(part: pa.Table, length: int) -> dict[str, pa.Array]:
     """Columns of ``length`` rows from a sparse stream: each value at its row, null elsewhere."""
-    rows = part.column(_ROW).to_numpy()
+    rows = _numpy(part.column(_ROW))
     valid = np.zeros(length, dtype=np.bool_)
     valid[rows] = True
     validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
@@ -176,7 +189,7 @@ def _spread(part: pa.Table, length: int) -> dict[str, pa.Array]:
             continue
         memory = _zeros(length * 8)
         dtype = np.float64 if pa.types.is_float64(field.type) else np.int64
-        np.frombuffer(memory, dtype=dtype, count=length)[rows] = part.column(field.name).to_numpy()
+        np.frombuffer(memory, dtype=dtype, count=length)[rows] = _numpy(part.column(field.name))
         out[field.name] = pa.Array.from_buffers(
             field.type, length, [validity, pa.py_buffer(memory)], null_count=length - len(rows)
         )
