@@ -137,6 +137,8 @@ def _problem(
     depth = ((anc >= 0).sum(axis=1) - 1).astype(np.int64)
 
     n_resp = lay.atom_of.shape[0]
+    if n_resp >= 2**24:  # counts are summed as float32 (exact below 2**24): more than any organisation has
+        raise ValueError("the guard takes at most 16,777,215 respondents per table")
     m = lay.atom_unit.shape[0]
     groups: dict[bytes, int] = {}
     presence: list[BoolArray] = []
