@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scoring import partition
 from scoring.guard import Statistic, audit
 from scoring.partition import partition_audit, suppress_partition
 from tests.scoring.test_guard import CASES, PROPERTY, Org, make, orgs, team
@@ -76,6 +79,40 @@ def test_the_pattern_is_deterministic_and_ignores_the_order_of_respondents(org: 
     )
     np.testing.assert_array_equal(other.hidden, first.hidden)
     np.testing.assert_array_equal(other.reason, first.reason)
+
+
+def merged_rounds(org: Org) -> int:
+    """Decide ``org`` with every merged region set checked against a fresh computation; the pattern must be the
+    one the fresh computation gives every round. Returns how many rounds merged."""
+    merge = partition._merged
+    merges = []
+
+    def checked(pb: Any, old: Any, published: np.ndarray, weights: np.ndarray) -> Any:
+        merged = merge(pb, old, published, weights)
+        fresh = partition._regions(pb, published, weights)
+        if merged is not None:
+            assert merged.count == fresh.count
+            for name in ("region", "rep", "n", "signature"):
+                np.testing.assert_array_equal(getattr(merged, name), getattr(fresh, name))
+            np.testing.assert_allclose(merged.total, fresh.total, rtol=1e-12, atol=1e-9)
+            merges.append(merged.count)
+        return merged
+
+    with mock.patch.object(partition, "_merged", checked):
+        pattern = decide(org)
+    with mock.patch.object(partition, "_merged", lambda *args: None):
+        np.testing.assert_array_equal(decide(org), pattern)
+    return len(merges)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(orgs())
+def test_regions_merged_between_rounds_equal_regions_computed_afresh(org: Org) -> None:
+    merged_rounds(org)
+
+
+def test_the_hand_made_cases_merge_regions_between_rounds() -> None:
+    assert sum(merged_rounds(org) for org in CASES.values()) > 0
 
 
 def test_a_cut_that_splits_every_team_into_big_groups_is_published() -> None:
