@@ -398,11 +398,9 @@ def _narrow(
     """
     g = pb.stat_group
     compact = np.cumsum(todo) - 1
-    rows = compact[row[keep]]  # non-decreasing: parts come sorted by cell
-    region = parts.region[keep]
-    n1 = parts.n[keep]  # (P, G)
-    # min(n1, n2) per group first (a free part's n2 is unbounded: n1 alone), then per statistic with its slack
-    inner = np.minimum(n1, outside[keep])
+    kept = np.flatnonzero(keep)
+    rows = compact[row[kept]]  # non-decreasing: parts come sorted by cell
+    region = parts.region[kept]
     d = pb.hi - pb.lo
     reg_stat_n = reg.n[:, g].astype(np.float64)
     slack = np.minimum(reg.total - reg_stat_n * pb.lo, reg_stat_n * pb.hi - reg.total) / d
@@ -410,8 +408,10 @@ def _narrow(
     n_cells = int(todo.sum())
     narrow = np.zeros((n_cells, g.size), dtype=np.bool_)
     for start, stop, first, last in _chunks(rows):
+        # min(n1, n2) per group (a free part's n2 is unbounded: n1 alone), then per statistic with its slack
+        inner = np.minimum(np.take(parts.n, kept[start:stop], axis=0), np.take(outside, kept[start:stop], axis=0))
         width = np.take(slack, region[start:stop], axis=0)  # np.take: several times faster than fancy indexing
-        np.minimum(width, np.take(inner[start:stop], g, axis=1), out=width)
+        np.minimum(width, np.take(inner, g, axis=1), out=width)
         low = _group_sum(rows[start:stop] - first, last - first, width) < n_stat[first:last] / 4.0 - _EPS
         narrow[first:last] = (n_stat[first:last] > 0) & low
     strict = np.asarray(narrow.any(axis=1))
@@ -422,7 +422,7 @@ def _narrow(
     # statistic, at one of its bounds) is pinned by that, not by the suppression: it is not held to the range
     # rule. Every other hidden cell is, counting those members as pinned. (Only the narrow cells' parts.)
     sel = strict[rows]
-    rows, region, n1 = rows[sel], region[sel], n1[sel]
+    rows, region, n1 = rows[sel], region[sel], np.take(parts.n, kept[sel], axis=0)
     used = np.unique(region[region >= 0])
     own = pb.atom_cells[reg.rep[used]]
     pub = np.append(published, False)[own]
