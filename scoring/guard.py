@@ -230,7 +230,14 @@ def _layout(
 
     # atoms: unique (unit, codes) rows, sorted, so independent of the order of respondents
     key = np.column_stack([uni, cod]) if len(uni) else np.zeros((0, 1 + n_attr), np.int64)
-    if len(key):
+    if len(key) and n_units * float(np.prod(nv)) < 2**62:
+        # one mixed-radix number per row (unit, then each code): the same order as the rows, unique in 1-D
+        flat = uni.copy()
+        for a in range(n_attr):
+            flat = flat * nv[a] + cod[:, a]
+        _, first, atom_of = np.unique(flat, return_index=True, return_inverse=True)
+        atoms, atom_of = key[first], atom_of.reshape(-1).astype(np.int64)
+    elif len(key):
         atoms, atom_of = np.unique(key, axis=0, return_inverse=True)
         atom_of = atom_of.reshape(-1).astype(np.int64)
     else:

@@ -72,7 +72,7 @@ from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
-from scipy.sparse import csr_matrix
+from scipy.sparse import csc_matrix, csr_matrix
 
 from scoring.guard import COMPLEMENTARY, EMPTY, PRIMARY, PUBLISHED, RANGE, Statistic, Suppression, _Layout, _layout
 
@@ -180,16 +180,16 @@ def _problem(
 
     # Cell n per group: each atom adds to every cell that holds it (``atom_cells``, padded with a sentinel).
     size = lay.size
+    # Built column by column (an atom's cells are its row of ``atom_cells``), then turned into rows: no sort.
     cells = lay.atom_cells
-    rows = np.repeat(np.arange(m), cells.shape[1])
-    flat = cells.reshape(-1)
-    keep = flat < size
-    incidence = csr_matrix((np.ones(int(keep.sum())), (flat[keep], rows[keep])), shape=(size, m))
+    keep = cells < size
+    indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
+    incidence = csc_matrix((np.ones(int(indptr[-1])), cells[keep], indptr), shape=(size, m)).tocsr()
     atom_n_f = atom_n.astype(np.float32)
     cell_n = np.rint(incidence.astype(np.float32) @ atom_n_f).astype(np.int32)
     group_of = np.asarray(stat_group, dtype=np.int64)
     low_bound, high_bound = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
-    stat_n = np.ascontiguousarray(cell_n[:, group_of])
+    stat_n = np.take(cell_n, group_of, axis=1)
     cell_sum = np.asarray(incidence @ atom_sum) if group_of.size else np.zeros((size, 0))
     # a cell at one bound of a statistic: |sum - n lo| or |n hi - sum| below 1e-6 (in place: 130,000 x 50 floats)
     gap = stat_n * low_bound
