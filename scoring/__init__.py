@@ -4,7 +4,7 @@ It imports nothing from ``service``: no HTTP, no database. ``build_table(data, p
 the service calls when a wave closes; the API and the export read the ``ResultTable`` it returns (stored as JSON).
 """
 
-from scoring.build import build_table, guard_statistics, participation_cells, suppress_cells
+from scoring.build import HiddenBefore, build_table, guard_statistics, participation_cells, suppress_cells
 from scoring.cells import CellStatistics, cell_statistics
 from scoring.tables import (
     AttributeInfo,
@@ -36,6 +36,7 @@ __all__ = [
     "ConstructInfo",
     "EnpsCell",
     "Flag",
+    "HiddenBefore",
     "ItemCell",
     "ItemInfo",
     "ParticipationCell",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -50,10 +51,19 @@ from scoring.tables import (
     UnitInfo,
 )
 
-__all__ = ["build_table", "guard_statistics", "participation_cells", "suppress_cells"]
+__all__ = ["HiddenBefore", "build_table", "guard_statistics", "participation_cells", "suppress_cells"]
 
 SCALED = ("likert5", "likert7", "nps")
 PUBLISHED = "published"
+
+
+@dataclass(frozen=True)
+class HiddenBefore:
+    """What a wave's stored table hid, over this build's units and columns: kept hidden when it is built again."""
+
+    cells: npt.NDArray[np.bool_]  # (U, W): unit totals and cuts
+    comments: npt.NDArray[np.bool_]  # (U,)
+    participation: npt.NDArray[np.bool_]  # (U,)
 
 
 def guard_statistics(data: WaveData, scores: Scores) -> list[Statistic]:
@@ -91,10 +101,11 @@ def _codes(data: WaveData) -> npt.NDArray[np.int64]:
     return np.stack([np.asarray(a.codes, dtype=np.int64) for a in data.attributes], axis=1)
 
 
-def suppress_cells(data: WaveData, scores: Scores) -> Suppression:
+def suppress_cells(data: WaveData, scores: Scores, hidden_before: npt.NDArray[np.bool_] | None = None) -> Suppression:
     """The wave's one suppression decision over all result cells (units x total and attribute values).
 
-    Decided by ``scoring.partition.suppress_partition`` from every statistic a cell publishes.
+    Decided by ``scoring.partition.suppress_partition`` from every statistic a cell publishes; cells an earlier
+    build hid (``hidden_before``, (U, W)) stay hidden.
     """
     return suppress_partition(
         np.asarray(data.tree.parent, dtype=np.int64),
@@ -103,6 +114,7 @@ def suppress_cells(data: WaveData, scores: Scores) -> Suppression:
         tuple(len(a.values) for a in data.attributes),
         data.min_group_size,
         guard_statistics(data, scores),
+        hidden_before,
     )
 
 
@@ -125,13 +137,15 @@ def participation_cells(
     invited: npt.ArrayLike,
     responded: npt.ArrayLike,
     min_group_size: int,
+    hidden_before: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[ParticipationCell, ...]:
     """Invited, responded and response rate per unit (rolled up), under the guard.
 
     invited, responded: (U,) direct counts per unit (a unit's own invitations, not its subtree's).
     The guard sees one row per invitation: present = every invitation, value = responded (0/1), bounds
     (0, 1), k = ``min_group_size``, the tree only (no cuts). Used for closed waves by ``build_table`` and for
-    open waves by the service (rule 3: only units with at least k invitations are shown).
+    open waves by the service (rule 3: only units with at least k invitations are shown). Units an earlier build
+    hid (``hidden_before``, (U,)) stay hidden.
     """
     p = np.asarray(parent, dtype=np.int64)
     inv = np.asarray(invited, dtype=np.int64)
@@ -151,6 +165,7 @@ def participation_cells(
         (),
         min_group_size,
         [Statistic(np.ones(unit.size, dtype=np.bool_), answered, (0.0, 1.0), "participation")],
+        None if hidden_before is None else np.asarray(hidden_before, dtype=np.bool_).reshape(-1, 1),
     )
     hidden = np.asarray(suppression.hidden, dtype=np.bool_)
     plan = tree_plan(p)
@@ -404,8 +419,11 @@ def _seed(wave_id: int, unit_key: str, item: str) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def _comments(data: WaveData, plan: TreePlan) -> tuple[CommentCell, ...]:
-    """Free texts per unit subtree under rule 6: the guard with k = 2 min_group_size on the tree only."""
+def _comments(
+    data: WaveData, plan: TreePlan, hidden_before: npt.NDArray[np.bool_] | None = None
+) -> tuple[CommentCell, ...]:
+    """Free texts per unit subtree under rule 6: the guard with k = 2 min_group_size on the tree only (units an
+    earlier build hid, ``hidden_before`` (U,), stay hidden)."""
     items = [item.id for item in data.instrument.items if item.type == "text"]
     if not items:
         return ()
@@ -424,6 +442,7 @@ def _comments(data: WaveData, plan: TreePlan) -> tuple[CommentCell, ...]:
         (),
         2 * data.min_group_size,
         statistics,
+        None if hidden_before is None else np.asarray(hidden_before, dtype=np.bool_).reshape(-1, 1),
     )
     hidden = np.asarray(suppression.hidden, dtype=np.bool_)
     # Texts by unit subtree: each text goes to its writer's unit and every ancestor.
@@ -470,6 +489,7 @@ def build_table(
     previous: WaveData | None = None,
     *,
     previous_published: Collection[str] | None = None,
+    hidden_before: HiddenBefore | None = None,
     alpha_nan_policy: Literal["listwise", "pairwise"] = "listwise",
 ) -> ResultTable:
     """The published result table of a closed wave.
@@ -480,6 +500,8 @@ def build_table(
     previous : the latest earlier closed wave sharing a construct, for changes and the decline rule.
     previous_published : the unit keys whose total the previous wave's stored (served) table publishes; changes
         are published only there. Without it, the previous wave's pattern is computed again.
+    hidden_before : when the wave's table is built again, what its stored table hid (cells, comments and
+        participation): that stays hidden, so the two builds together publish no more than the first.
     alpha_nan_policy : how Cronbach's alpha treats unanswered items.
 
     Every cell, change, flag and comment of the table is published only where the anonymity guard allows;
@@ -491,7 +513,7 @@ def build_table(
     unit = np.asarray(data.unit, dtype=np.int64)
     scores = construct_scores(data.instrument, data.answers)
     cells = cell_statistics(data, scores, plan)
-    suppression = suppress_cells(data, scores)
+    suppression = suppress_cells(data, scores, None if hidden_before is None else hidden_before.cells)
     hidden = np.asarray(suppression.hidden, dtype=np.bool_)
     published_total = ~hidden[:, 0]
 
@@ -499,7 +521,14 @@ def build_table(
     changes = _changes(data, scores, plan, hidden[:, 0], previous, previous_published) if previous is not None else ()
     responded = np.bincount(unit, minlength=plan.size)
     invited = np.maximum(np.asarray(data.invited, dtype=np.int64), responded)
-    participation = participation_cells(data.tree.parent, data.tree.keys, invited, responded, data.min_group_size)
+    participation = participation_cells(
+        data.tree.parent,
+        data.tree.keys,
+        invited,
+        responded,
+        data.min_group_size,
+        None if hidden_before is None else hidden_before.participation,
+    )
 
     # Flags read the published unit totals only.
     constructs = data.instrument.constructs
@@ -540,6 +569,6 @@ def build_table(
         reliability=reliability,
         changes=changes,
         flags=tuple(flags),
-        comments=_comments(data, plan),
+        comments=_comments(data, plan, None if hidden_before is None else hidden_before.comments),
         participation=participation,
     )

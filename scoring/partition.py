@@ -485,22 +485,45 @@ def suppress_partition(
     n_values: Sequence[int],
     k: int,
     statistics: Sequence[Statistic],
+    hidden_before: npt.ArrayLike | None = None,
 ) -> Suppression:
-    """The one suppression pattern of a wave's table (module docstring): ``(n_units, 1 + sum(n_values))``."""
+    """The one suppression pattern of a wave's table (module docstring): ``(n_units, 1 + sum(n_values))``.
+
+    ``hidden_before``: the pattern an earlier build of the same table served, when it is built again (a new
+    engine, a fixed bug). The pattern hides at least those cells, so that what both builds publish together is
+    no more than the earlier build published, and nobody can difference the two. When the pattern built afresh
+    already does (the usual case, the same engine), it is the one returned: a rebuild gives the same table.
+    Otherwise the build starts again with those cells locked hidden.
+    """
     pb = _problem(parent, unit, codes, n_values, k, statistics)
+    shape = (pb.lay.n_units, pb.lay.width)
+    fresh = _decide(pb, np.zeros(pb.lay.size, dtype=np.bool_))
+    if hidden_before is None:
+        return fresh
+    before = np.asarray(hidden_before, dtype=np.bool_)
+    if before.shape != shape:
+        raise ValueError(f"hidden_before must have shape {shape}")
+    if not np.any(before & ~np.asarray(fresh.hidden)):
+        return fresh
+    return _decide(pb, before.reshape(-1).copy())
+
+
+def _decide(pb: _Problem, locked: BoolArray) -> Suppression:
+    """The pattern (module docstring), with the ``locked`` cells never published."""
     lay = pb.lay
-    size, width = lay.size, lay.width
+    size, width, k = lay.size, lay.width, lay.k
     nonempty = pb.cell_n.any(axis=1)
     reason = np.full(size, PUBLISHED, dtype=np.int8)
     reason[~nonempty] = EMPTY
     reason[nonempty & ((pb.cell_n > 0) & (pb.cell_n < k)).any(axis=1)] = PRIMARY
     is_cut = (np.arange(size) % width) > 0
     reason[is_cut & (reason == PUBLISHED)] = COMPLEMENTARY
+    reason[locked & (reason == PUBLISHED)] = COMPLEMENTARY
     # The cut families that fit the totals start published with them, then the repair runs, then the families
     # that fit the repaired pattern are added. A cut family fits when each of its values splits every region
     # below its unit into 0 or at least k people, given the families already taken (attribute by attribute: two
     # attributes together must fit too).
-    best = _State(pb, reason)
+    best = _State(pb, reason, locked)
     best.take_families()
     best.repair()
     best.add_cuts()
@@ -515,11 +538,12 @@ def suppress_partition(
 class _State:
     """A suppression pattern under repair: ``reason`` per cell (``PUBLISHED`` or why it is hidden)."""
 
-    def __init__(self, pb: _Problem, reason: npt.NDArray[np.int8], republished: BoolArray | None = None) -> None:
+    def __init__(self, pb: _Problem, reason: npt.NDArray[np.int8], locked: BoolArray | None = None) -> None:
         size, width = pb.lay.size, pb.lay.width
         self.pb = pb
         self.reason = reason
-        self.republished = np.zeros(size, dtype=np.bool_) if republished is None else republished
+        self.locked = np.zeros(size, dtype=np.bool_) if locked is None else locked  # never published
+        self.republished = np.zeros(size, dtype=np.bool_)
         self.weights = _weights(size)
         self.nonempty = pb.cell_n.any(axis=1)
         self.unit_of = np.arange(size) // width
@@ -554,7 +578,8 @@ class _State:
 
     def publish(self, cells: BoolArray, reg: _Regions | None = None) -> None:
         """Publish ``cells``. That splits the regions they meet, so every hidden cell meeting one of those
-        regions must be checked again (all of them when the regions are not given)."""
+        regions must be checked again (all of them when the regions are not given). Locked cells stay hidden."""
+        cells = cells & ~self.locked
         if reg is None:
             self.verified[:] = False
         else:
@@ -587,7 +612,7 @@ class _State:
             # cell hidden again later stays hidden, so the loop ends).
             cut_of_hidden = (self.col_of > 0) & hidden.reshape(-1, pb.lay.width)[:, 0][self.unit_of]
             free = determined & _unions(pb, hidden, reg, parts) & (self.reason != PRIMARY)
-            free &= ~cut_of_hidden & ~self.republished
+            free &= ~cut_of_hidden & ~self.republished & ~self.locked
             if free.any():
                 self.publish(free, reg)
                 self.republished |= free

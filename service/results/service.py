@@ -7,16 +7,18 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from scoring import ResultTable
-from scoring.spec import InstrumentSpec
+from scoring import HiddenBefore, ResultTable
+from scoring.spec import InstrumentSpec, WaveData
 from service.errors import Conflict, NotFound
 from service.exports import columns
 from service.instruments.loader import LoadedInstrument, to_spec
@@ -98,9 +100,49 @@ def build(session: Session, wave: Wave, instruments: Instruments | None = None) 
         served = table_of(session, before)
         if served is not None:
             shown = {u.key for u in served.units if not served.cell(u.key).suppressed}
-    table: ResultTable = scoring.build_table(data, previous, previous_published=shown)
+    # Built again (`peil results rebuild`): what the stored table hid stays hidden, so that the two builds
+    # together publish no more than the first, whatever changed in the engine since.
+    stored = table_of(session, wave)
+    hidden_before = None if stored is None else _hidden_before(stored, data)
+    table: ResultTable = scoring.build_table(data, previous, previous_published=shown, hidden_before=hidden_before)
     store(session, wave.id, table.to_dict())
     return table
+
+
+def _hidden_before(stored: ResultTable, data: WaveData) -> HiddenBefore:
+    """The stored table's hidden cells over the new build's units and columns (a unit or attribute value the
+    stored table does not know was empty then: it is kept hidden too). Refuses (409) when a unit the stored
+    table shows has moved in the org tree since: its figures would cover other people than the published ones."""
+    keys = data.tree.keys
+    now = {key: None if p < 0 else keys[p] for key, p in zip(keys, data.tree.parent.tolist(), strict=True)}
+    moved = sorted(u.key for u in stored.units if u.key in now and now[u.key] != u.parent)
+    if moved:
+        raise Conflict(
+            f"the org tree changed since the results of wave {stored.wave_id} were built (moved: "
+            f"{', '.join(moved[:10])}); rebuilding would publish groups that differ from the published ones"
+        )
+    columns: list[tuple[str | None, str | None]] = [(None, None)]
+    columns += [(a.name, v) for a in data.attributes for v in a.values]
+    position = {(key, a, v): (u, w) for u, key in enumerate(keys) for w, (a, v) in enumerate(columns)}
+    cells = np.ones((len(keys), len(columns)), dtype=np.bool_)
+    for cell in stored.cells:
+        where = position.get((cell.unit, cell.attribute, cell.value))
+        if where is not None:
+            cells[where] = cell.suppressed
+    unit = {key: u for u, key in enumerate(keys)}
+
+    def by_unit(found: Iterable[tuple[str, bool]]) -> npt.NDArray[np.bool_]:
+        out = np.ones(len(keys), dtype=np.bool_)
+        for key, suppressed in found:
+            if key in unit:
+                out[unit[key]] = suppressed
+        return out
+
+    return HiddenBefore(
+        cells=cells,
+        comments=by_unit((c.unit, c.suppressed) for c in stored.comments),
+        participation=by_unit((c.unit, c.suppressed) for c in stored.participation),
+    )
 
 
 def store(session: Session, wave_id: int, table: Mapping[str, Any]) -> None:

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from service.cli import app as cli
 from service.instruments.schema import Instrument
 from service.models import AuditEntry, WaveResult
+from service.results.service import store
 from tests.factories import small_tree
 from tests.results.conftest import PER_TEAM, TEAMS, Wave, answered_wave, close
 
@@ -329,6 +330,41 @@ def test_rebuild_gives_the_same_table_and_is_audited(
     with Session(app.state.engine) as session:
         entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "results.rebuilt"))
         assert entry is not None and entry.wave_id == closed.id and entry.key_name == "peil results rebuild"
+
+
+def test_a_rebuild_publishes_nothing_the_stored_table_hid(
+    app: FastAPI, client: TestClient, closed: Wave, peil: CliRunner
+) -> None:
+    """Whatever changed in the engine between two builds, the second hides at least what the first hid (else the
+    two tables together could be differenced). Stand-in for an older engine: a stored table that hid more."""
+    table, _ = _stored(app, closed.id)
+    shown = [c for c in table["cells"] if c["attribute"] is None and not c["suppressed"] and c["unit"] in TEAMS]
+    assert shown, "the fixture needs a published team"
+    target = shown[0]["unit"]
+    for cell in table["cells"]:
+        if cell["unit"] == target:
+            cell.update(n=None, suppressed=True, reason="complementary", constructs=[], items=[], enps=None)
+    with Session(app.state.engine) as session, session.begin():
+        store(session, closed.id, table)
+    result = peil.invoke(cli, ["results", "rebuild", str(closed.id)])
+    assert result.exit_code == 0, result.output
+    rebuilt, _ = _stored(app, closed.id)
+    hidden_before = {(c["unit"], c["attribute"], c["value"]) for c in table["cells"] if c["suppressed"]}
+    hidden_now = {(c["unit"], c["attribute"], c["value"]) for c in rebuilt["cells"] if c["suppressed"]}
+    assert hidden_before <= hidden_now and (target, None, None) in hidden_now
+    served = client.get(closed.url("results"), params={"unit": target}, headers=closed.hr).json()
+    assert served["units"][0]["total"]["suppressed"] is True
+
+
+def test_a_rebuild_after_a_team_moved_is_refused(
+    app: FastAPI, client: TestClient, closed: Wave, peil: CliRunner
+) -> None:
+    first, built_at = _stored(app, closed.id)
+    moved = [u if u["key"] != "team1" else {**u, "parent_key": "dep2"} for u in small_tree()]
+    assert client.put("/api/v1/units", json={"units": moved}, headers=closed.hr).status_code == 200
+    result = peil.invoke(cli, ["results", "rebuild", str(closed.id)])
+    assert result.exit_code == 1 and "org tree changed" in result.output and "team1" in result.output
+    assert _stored(app, closed.id) == (first, built_at)  # the stored table is untouched
 
 
 def test_rebuild_refuses_an_open_or_unknown_wave(client: TestClient, open_survey: Wave, peil: CliRunner) -> None:

@@ -115,6 +115,28 @@ def test_the_hand_made_cases_merge_regions_between_rounds() -> None:
     assert sum(merged_rounds(org) for org in CASES.values()) > 0
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_rebuild_hides_at_least_what_the_earlier_build_hid(name: str) -> None:
+    org = CASES[name]
+    stats = org.statistics()
+    args = (org.parent, org.unit, org.codes, org.n_values, org.k, stats)
+    first = suppress_partition(*args)
+    same = suppress_partition(*args, hidden_before=first.hidden)  # the same engine: the same pattern
+    np.testing.assert_array_equal(same.hidden, first.hidden)
+    np.testing.assert_array_equal(same.reason, first.reason)
+    published_totals = np.flatnonzero(~first.hidden[:, 0])
+    if published_totals.size == 0:
+        return
+    before = first.hidden.copy()  # an earlier engine that hid one more total
+    before[published_totals[-1], 0] = True
+    again = suppress_partition(*args, hidden_before=before)
+    assert np.all(again.hidden >= before)
+    assert org.attacks(again.hidden) == []
+    assert not partition_audit(*args, again.hidden)
+    with pytest.raises(ValueError, match="hidden_before must have shape"):
+        suppress_partition(*args, hidden_before=before[:, :1] if before.shape[1] > 1 else before[:-1])
+
+
 def test_a_cut_that_splits_every_team_into_big_groups_is_published() -> None:
     # Two teams of 10, each 5 in Amsterdam and 5 in Utrecht (k = 5): every region split by site holds 5.
     people = team(1, 5, 0) + team(1, 5, 1) + team(2, 5, 0) + team(2, 5, 1)
