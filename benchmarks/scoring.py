@@ -3,14 +3,21 @@
     .venv/bin/python benchmarks/scoring.py            # 100,000 respondents, 40 items, 10,000 units in 5 levels
     .venv/bin/python benchmarks/scoring.py --small    # 10,000 respondents, 1,000 units: a quick run
 
-In one run it times (1) pandas, straightforwardly: each respondent repeated for each ancestor unit, then
-``groupby().agg`` of n, mean and std per construct, for unit totals and for each attribute cut; (2)
-``scoring.cell_statistics``, the unsuppressed table build_table itself uses, once with the construct figures
-only (like for like with pandas, plus intervals, favourable shares and eNPS) and once with every item's
-distribution too; it checks that (1) and (2) agree on every cell; (3) ``scoring.build_table``, the whole
-published table with the anonymity guard (suppression and its audit), reliability, changes and flags, in a
-child process with a timeout, and the guard's ``suppress`` on the result cells alone. It prints the times,
-the ratios and peak memory (tracemalloc in process; peak RSS of the child).
+In one run it times:
+
+1. the whole unsuppressed table, like for like: ``pandas_whole_table`` (each respondent repeated for each
+   ancestor unit, ``groupby().agg`` of n, mean and std and ``groupby().sum()`` of indicator columns per unit
+   and per unit x attribute value, then the interval formulas on the aggregated columns) against
+   ``scoring.cell_statistics``, the unsuppressed table build_table itself uses; checked equal on every figure;
+2. the construct figures only: pandas' n, mean and std against ``cell_statistics(distributions=False)`` (which
+   still computes intervals, favourable shares and eNPS); checked equal on every cell;
+3. ``scoring.build_table``, the whole published table with the anonymity guard (suppression and its audit),
+   reliability, changes and flags, in a child process with a timeout, and the guard's ``suppress`` on the
+   result cells alone.
+
+Pandas and the engine run alternately (best of ``--repeat`` each, and the spread of the pair ratios), so a
+burst of load from elsewhere falls on both. It prints the times, the ratios and peak memory (tracemalloc in
+process; peak RSS of the child).
 Goals: the guarded table in <= 2 s on a 2-core machine; the unsuppressed table >= 5x faster than pandas.
 """
 
