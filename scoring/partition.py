@@ -219,14 +219,33 @@ class _Regions:
     signature: npt.NDArray[np.uint64]  # (count,) the set hash of each region's published cells
 
 
-def _regions(pb: _Problem, published: BoolArray, weights: npt.NDArray[np.uint64]) -> _Regions:
-    """Atoms grouped by the exact set of published cells that hold them."""
-    cells = pb.atom_cells
-    pub = np.append(published, False)[cells]  # the sentinel column is never published
-    masked = np.where(pub, cells, -1)
+def _signatures(
+    cells: CountArray, published: BoolArray, weights: npt.NDArray[np.uint64]
+) -> tuple[BoolArray, npt.NDArray[np.uint64], BoolArray]:
+    """For rows of the cells holding an atom: which are published (the sentinel column never is), the set hash of
+    the published ones (0 for a row with none), and the rows with none (free)."""
+    pub = np.append(published, False)[cells]
     sig = np.append(np.where(published, weights, np.uint64(0)), np.uint64(0))[cells].sum(axis=1, dtype=np.uint64)
     free: BoolArray = np.asarray(~pub.any(axis=1))
     sig[free] = 0
+    return pub, sig, free
+
+
+def _without_free(group: IntArray, first_is_free: BoolArray) -> tuple[IntArray, int | None]:
+    """The free atoms (empty signature) are not a region: their group becomes -1 and the others are numbered
+    0..count-1. Also returns the free group's old number (None when there is none)."""
+    found = np.flatnonzero(first_is_free)
+    if not found.size:
+        return group, None
+    f = int(found[0])
+    return np.where(group == f, -1, np.where(group > f, group - 1, group)), f
+
+
+def _regions(pb: _Problem, published: BoolArray, weights: npt.NDArray[np.uint64]) -> _Regions:
+    """Atoms grouped by the exact set of published cells that hold them."""
+    cells = pb.atom_cells
+    pub, sig, free = _signatures(cells, published, weights)
+    masked = np.where(pub, cells, -1)
     uniq, first, region = np.unique(sig, return_index=True, return_inverse=True)
     region = region.reshape(-1).astype(np.int64)
     # Exactness: a hash collision would merge two different signatures. Check every atom against its region's
@@ -236,15 +255,10 @@ def _regions(pb: _Problem, published: BoolArray, weights: npt.NDArray[np.uint64]
         _, first, region = np.unique(ordered, axis=0, return_index=True, return_inverse=True)
         region = region.reshape(-1).astype(np.int64)
         uniq = sig[first]
+    region, f = _without_free(region, free[first])
+    if f is not None:
+        first, uniq = np.delete(first, f), np.delete(uniq, f)
     count = first.size
-    # The free atoms (empty signature) are not a region: number the others 0..count-1.
-    free_region = np.flatnonzero(free[first])
-    if free_region.size:
-        f = int(free_region[0])
-        region = np.where(region == f, -1, np.where(region > f, region - 1, region))
-        first = np.delete(first, f)
-        uniq = np.delete(uniq, f)
-        count -= 1
     # one extra row at the end for the free atoms ("region" -1): never read as a region
     row = np.where(region >= 0, region, count)
     n = np.rint(_group_sum(row, count + 1, pb.atom_n_f)).astype(np.int32)
@@ -258,22 +272,16 @@ def _merged(pb: _Problem, old: _Regions, published: BoolArray, weights: npt.NDAr
     published cells, so a newly hidden cell leaves all of them or none, and old regions merge whole. Same regions,
     numbering and representatives as the full computation; None on a hash collision (then compute in full)."""
     own = pb.atom_cells[old.rep]  # (count, L): the cells holding each old region's atoms
-    pub = np.append(published, False)[own]
-    sig = np.append(np.where(published, weights, np.uint64(0)), np.uint64(0))[own].sum(axis=1, dtype=np.uint64)
-    free: BoolArray = np.asarray(~pub.any(axis=1))
-    sig[free] = 0
+    pub, sig, free = _signatures(own, published, weights)
     uniq, first, group = np.unique(sig, return_index=True, return_inverse=True)
     group = group.reshape(-1)
     ordered = np.sort(np.where(pub, own, -1), axis=1)
     if not np.array_equal(ordered, ordered[first[group]]):
         return None
-    count = uniq.size
-    free_group = np.flatnonzero(free[first])
-    if free_group.size:  # old regions that lost their last published cell join the free atoms
-        f = int(free_group[0])
-        group = np.where(group == f, -1, np.where(group > f, group - 1, group))
+    group, f = _without_free(group, free[first])  # old regions that lost their last published cell join them
+    if f is not None:
         uniq = np.delete(uniq, f)
-        count -= 1
+    count = uniq.size
     # each region's representative is its lowest atom, as np.unique's first occurrence in the full computation
     rep = np.full(count, np.iinfo(np.int64).max, dtype=np.int64)
     inside = group >= 0
@@ -497,13 +505,11 @@ def suppress_partition(
     """
     pb = _problem(parent, unit, codes, n_values, k, statistics)
     shape = (pb.lay.n_units, pb.lay.width)
-    fresh = _decide(pb, np.zeros(pb.lay.size, dtype=np.bool_))
-    if hidden_before is None:
-        return fresh
-    before = np.asarray(hidden_before, dtype=np.bool_)
-    if before.shape != shape:
+    before = None if hidden_before is None else np.asarray(hidden_before, dtype=np.bool_)
+    if before is not None and before.shape != shape:
         raise ValueError(f"hidden_before must have shape {shape}")
-    if not np.any(before & ~np.asarray(fresh.hidden)):
+    fresh = _decide(pb, np.zeros(pb.lay.size, dtype=np.bool_))
+    if before is None or not np.any(before & ~np.asarray(fresh.hidden)):
         return fresh
     return _decide(pb, before.reshape(-1).copy())
 
