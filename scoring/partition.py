@@ -50,14 +50,14 @@ The algorithm
    the repair ends.
 3. Cuts: a cut family (all values of one attribute of one unit) *fits* when each value splits every region below
    the unit into 0 or at least ``k`` people, attribute after attribute (so that two attributes together fit
-   too). The fitting families are published with the totals from the start, the repair runs, and then the
-   families that fit the repaired pattern are added and repaired again (dropped again if that costs a published
-   total). Deterministic, and independent of the order of the respondents.
+   too). The fitting families are published with the totals from the start, then the repair runs.
+   Deterministic, and independent of the order of the respondents.
 
-   An earlier version also tried a second order (totals alone repaired first, cuts added after) and kept the
-   better result: on 104 patterns of the test suite the two tied 101 times and each won on its own elsewhere;
-   on the benchmark's organisation this order published more (2,075 totals against 2,058), and dropping the
-   other halved the guard's time.
+   Earlier versions also tried a second order (totals alone repaired first, cuts added after) and, after the
+   repair, a second round of the families that fit the repaired pattern (dropped again if that cost a total).
+   On 300 random organisations of the tests the second round published more in 17 and less in 1; on the
+   benchmark's organisation it took 730 cuts, lost 3 totals to them and was dropped again, for 0.9 s of the
+   guard's 3 s. The first order published more there (2,075 totals against 2,055) in less time.
 
 Cost: a few vectorised passes over (atoms x cells holding them) for the first round; after it, only the
 cells not yet verified are checked, and while only hiding happens the regions are merged from the last ones
@@ -319,19 +319,27 @@ def _parts(pb: _Problem, look: BoolArray, reg: _Regions) -> _Parts:
     # the looked-at cells' atoms, straight from the cell -> atoms index (a round after the first looks at few)
     looked = np.flatnonzero(look)
     start, size = pb.cell_ptr[looked], np.diff(pb.cell_ptr)[looked]
-    cell = np.repeat(looked, size)
     offset = np.repeat(start - (np.cumsum(size) - size), size)
-    atom_idx = pb.cell_atoms[offset + np.arange(cell.size)]
-    region = reg.region[atom_idx]
-    key = cell * (reg.count + 1) + (region + 1)
+    region = reg.region[pb.cell_atoms[offset + np.arange(int(size.sum()))]]
+    # Most hidden cells lie inside one region (a team's cuts, a small hidden team): their one part is the whole
+    # cell, whose n is known. Only the others are cut up, with one sparse product (parts x atoms).
+    bounds = np.cumsum(size) - size
+    lowest = np.minimum.reduceat(region, bounds) if region.size else region
+    single = lowest == (np.maximum.reduceat(region, bounds) if region.size else region)
+    entry = np.flatnonzero(np.repeat(~single, size))
+    key = np.repeat(looked[~single], size[~single]) * (reg.count + 1) + (region[entry] + 1)
     uniq, inverse = _unique_runs(key)
-    # one sparse product (parts x atoms) instead of gathering every atom's row once per cell that holds it
     matrix = csr_matrix(
-        (np.ones(atom_idx.size, dtype=np.float32), (inverse.reshape(-1), atom_idx)),
+        (np.ones(entry.size, dtype=np.float32), (inverse.reshape(-1), pb.cell_atoms[offset[entry] + entry])),
         shape=(uniq.size, pb.atom_n.shape[0]),
     )
     n = np.rint(matrix @ pb.atom_n_f).astype(np.int32)
-    return _Parts(uniq // (reg.count + 1), uniq % (reg.count + 1) - 1, n)
+    # both kinds together, in the order of (cell, region)
+    cell = np.concatenate([looked[single], uniq // (reg.count + 1)])
+    part_region = np.concatenate([lowest[single], uniq % (reg.count + 1) - 1])
+    order = np.argsort(cell * (reg.count + 1) + part_region + 1, kind="stable")
+    n = np.concatenate([np.take(pb.cell_n, looked[single], axis=0), n])
+    return _Parts(cell[order], part_region[order], n[order])
 
 
 def _unique_runs(key: IntArray) -> tuple[IntArray, IntArray]:
@@ -525,14 +533,12 @@ def _decide(pb: _Problem, locked: BoolArray) -> Suppression:
     is_cut = (np.arange(size) % width) > 0
     reason[is_cut & (reason == PUBLISHED)] = COMPLEMENTARY
     reason[locked & (reason == PUBLISHED)] = COMPLEMENTARY
-    # The cut families that fit the totals start published with them, then the repair runs, then the families
-    # that fit the repaired pattern are added. A cut family fits when each of its values splits every region
-    # below its unit into 0 or at least k people, given the families already taken (attribute by attribute: two
-    # attributes together must fit too).
+    # The cut families that fit the totals start published with them, then the repair runs. A cut family fits
+    # when each of its values splits every region below its unit into 0 or at least k people, given the families
+    # already taken (attribute by attribute: two attributes together must fit too).
     best = _State(pb, reason, locked)
     best.take_families()
     best.repair()
-    best.add_cuts()
     # DESIGN.md: every published table is audited before it is served. One full audit of the final pattern
     # (nothing taken from earlier rounds); it passes unless the incremental checks missed something, in which
     # case the repair goes on from there.
@@ -650,21 +656,6 @@ class _State:
         """Publish, attribute by attribute, the cut families that fit what is published so far."""
         for a in range(self.pb.lay.offsets.size):
             self.publish(self.cut_families(a))
-
-    def add_cuts(self) -> None:
-        """After a repair: add the families that fit and repair again; keep that only if no total is lost."""
-        width = self.pb.lay.width
-        before = self.reason.copy()
-        republished = self.republished.copy()
-        self.take_families()
-        if np.array_equal(before, self.reason):
-            return
-        self.repair()
-        lost = (before.reshape(-1, width)[:, 0] == PUBLISHED) & (self.reason.reshape(-1, width)[:, 0] != PUBLISHED)
-        if lost.any():
-            self.reason[:] = before
-            self.republished[:] = republished
-            self.verified[:] = False
 
     def cut_families(self, a: int) -> BoolArray:
         """Cut cells of attribute ``a`` (all values of one unit) that split no region below into a small group."""
