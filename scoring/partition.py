@@ -268,9 +268,10 @@ def _regions(pb: _Problem, published: BoolArray, weights: npt.NDArray[np.uint64]
 
 def _merged(pb: _Problem, old: _Regions, published: BoolArray, weights: npt.NDArray[np.uint64]) -> _Regions | None:
     """``_regions(pb, published, weights)`` after more cells were hidden since ``old`` (``published`` is a subset of
-    what was published then), computed from the old regions alone: the atoms of an old region hold the same
-    published cells, so a newly hidden cell leaves all of them or none, and old regions merge whole. Same regions,
-    numbering and representatives as the full computation; None on a hash collision (then compute in full)."""
+    what was published then), or cells that are unions of whole old regions were published, computed from the old
+    regions alone: the atoms of an old region hold the same published cells, so a newly hidden or published cell
+    holds all of them or none, and old regions merge whole (or stay). Same regions, numbering and representatives
+    as the full computation; None on a hash collision (then compute in full)."""
     own = pb.atom_cells[old.rep]  # (count, L): the cells holding each old region's atoms
     pub, sig, free = _signatures(own, published, weights)
     uniq, first, group = np.unique(sig, return_index=True, return_inverse=True)
@@ -589,20 +590,18 @@ class _State:
         return Suppression(hidden=self.hidden.reshape(shape), reason=self.reason.reshape(shape))
 
     def publish(self, cells: BoolArray, reg: _Regions | None = None) -> None:
-        """Publish ``cells``. That splits the regions they meet, so every hidden cell meeting one of those
-        regions must be checked again (all of them when the regions are not given). Locked cells stay hidden."""
+        """Publish ``cells`` (locked cells stay hidden). In general that splits the regions they meet, and every
+        hidden cell is checked again. Given ``reg``, the cells are unions of whole regions (hidden cells found to
+        add nothing): no region splits and nothing the attacker can derive changes, so nothing is checked again,
+        and the regions are kept with their new signatures."""
         cells = cells & ~self.locked
+        self.reason[cells] = PUBLISHED
         if reg is None:
             self.verified[:] = False
-        else:
-            atom_cells = self.pb.atom_cells
-            holds = np.append(cells, False)[atom_cells].any(axis=1)
-            touched = np.zeros(reg.count + 1, dtype=np.bool_)
-            touched[reg.region[holds]] = True
-            touched[-1] = False  # free atoms stay free
-            again = atom_cells[touched[reg.region] | holds].reshape(-1)
-            self.verified[again[again < self.pb.lay.size]] = False
-        self.reason[cells] = PUBLISHED
+            return
+        published = ~self.hidden
+        merged = _merged(self.pb, reg, published, self.weights)
+        self._cached = None if merged is None else (published, merged)
 
     def _orphans(self) -> BoolArray:
         """Published cuts of units whose total is hidden."""
