@@ -630,12 +630,19 @@ class _State:
                 continue
             if not (small.any() or determined.any() or pinned.any()):
                 return
-            down = _down(pb, reg, ~hidden, self.weights)
+            touched = np.isin(parts.cell, np.flatnonzero(determined | pinned)) & (parts.region >= 0)
+            needed = np.union1d(np.flatnonzero(small), parts.region[touched])
+            down = _down(pb, reg, ~hidden, self.weights, needed)
             up = _up(pb, reg, ~hidden, self.rank)
             fixes = [(_pick_for_regions(np.flatnonzero(small), down, up, self.rank), COMPLEMENTARY)]
             for bad, why in ((np.flatnonzero(determined), COMPLEMENTARY), (np.flatnonzero(pinned), RANGE)):
                 if bad.size:
-                    touch = np.isin(parts.cell, bad) & (parts.region >= 0)
+                    touch = touched & np.isin(parts.cell, bad)
+                    if why == COMPLEMENTARY:
+                        # a determined cell opens up only where a region wholly inside it merges with one that is
+                        # not: those regions' candidates (all of its regions' where it has none)
+                        whole = touch & (parts.n >= np.take(reg.n, parts.region, axis=0)).all(axis=1)
+                        touch = np.where(np.isin(parts.cell, parts.cell[whole]), whole, touch)
                     cells = _pick_for_cells(
                         bad, parts.cell[touch], parts.region[touch], down, up, self.rank, pb, ~hidden,
                         inside=why == RANGE,
@@ -694,19 +701,22 @@ def _unions(pb: _Problem, hidden: BoolArray, reg: _Regions, parts: _Parts) -> Bo
 
 
 def _down(
-    pb: _Problem, reg: _Regions, published: BoolArray, weights: npt.NDArray[np.uint64]
+    pb: _Problem, reg: _Regions, published: BoolArray, weights: npt.NDArray[np.uint64], needed: IntArray
 ) -> tuple[IntArray, IntArray]:
-    """Pairs (region, published cell) such that hiding the cell merges a region into that region."""
+    """Pairs (region, published cell) such that hiding the cell merges a region into that region, for the regions
+    ``needed`` (sorted)."""
     cells = pb.atom_cells[reg.rep]  # (count, L)
     pub = np.append(published, False)[cells]
     r_idx, l_idx = np.nonzero(pub)
     cell = cells[r_idx, l_idx]
     target = reg.signature[r_idx] - weights[cell]
-    order = np.argsort(reg.signature)
-    pos = np.searchsorted(reg.signature[order], target)
-    pos = np.minimum(pos, reg.count - 1)
-    hit = reg.signature[order][pos] == target
-    return order[pos[hit]], cell[hit]
+    wanted = reg.signature[needed]
+    order = np.argsort(wanted)
+    if not wanted.size:
+        return needed, needed
+    pos = np.minimum(np.searchsorted(wanted[order], target), wanted.size - 1)
+    hit = wanted[order][pos] == target
+    return needed[order[pos[hit]]], cell[hit]
 
 
 def _up(pb: _Problem, reg: _Regions, published: BoolArray, rank: IntArray) -> IntArray:
