@@ -478,7 +478,7 @@ def _multi_totals(
     answered, chosen = {}, {}
     for i, item in enumerate(cells.items):
         if item.type == "multi":
-            answered[item.id] = cells.item_n[:, 0, i]
+            answered[item.id] = cells.item_n[:, 0, i].astype(np.int64)
             lo, hi = cells.item_offsets[i], cells.item_offsets[i + 1]
             chosen[item.id] = cells.counts[:, 0, lo:hi].astype(np.int64)
     return answered, chosen
