@@ -16,10 +16,9 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
 
 from scoring import stats
-from scoring.cells import CellStatistics, cell_statistics, points
+from scoring.cells import CellStatistics, cell_statistics, points, unit_moments
 from scoring.flags import (
     OrgBaseline,
     UnitFigures,
@@ -255,24 +254,6 @@ def _org_baseline(
     return OrgBaseline(mu, tau2, sigma2)
 
 
-def _unit_totals(
-    plan: TreePlan,
-    unit: npt.NDArray[np.int64],
-    values: npt.NDArray[np.float64],
-    given: npt.NDArray[np.bool_],
-    shift: npt.NDArray[np.float64],
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """(U, C) rolled-up n, mean and sample variance of ``values`` where ``given`` (sums taken around ``shift``)."""
-    r, c = values.shape
-    indicator = sparse.csr_array((np.ones(r), (unit, np.arange(r))), shape=(plan.size, r))
-    centred = np.where(given, values - shift, 0.0)
-    q = np.concatenate([given.astype(np.float64), centred, centred * centred], axis=1)
-    rolled = plan.rollup(np.asarray(indicator @ q))
-    n = rolled[:, :c]
-    mean, var = stats.moments(n, rolled[:, c : 2 * c], rolled[:, 2 * c :])
-    return n, mean + shift, var
-
-
 def _reliability(
     data: WaveData, scores: Scores, plan: TreePlan, hidden_total: npt.NDArray[np.bool_], nan_policy: str
 ) -> tuple[Reliability, ...]:
@@ -325,10 +306,17 @@ def _reliability(
     return tuple(out)
 
 
+def _floats(x: npt.NDArray[np.float64]) -> list[float | None]:
+    """Python floats for the table, None where not finite (NaN: undefined)."""
+    out = x.astype(object)
+    out[~np.isfinite(x)] = None
+    found: list[float | None] = out.tolist()
+    return found
+
+
 def _changes(
     data: WaveData,
-    scores: Scores,
-    plan: TreePlan,
+    cells: CellStatistics,
     hidden_total: npt.NDArray[np.bool_],
     previous: WaveData,
     previous_published: Collection[str] | None,
@@ -340,25 +328,28 @@ def _changes(
     where that table hides the unit would give its mean away (this mean minus the change), so the served pattern
     decides, not one computed again (it can differ when the guard has changed since). Without it, the previous
     wave's pattern is computed here.
+
+    This wave's unit totals come from its cell table; the previous wave's from the same code (its unit totals
+    only, ``cuts=False``).
     """
+    scores = cells.scores
     before_scores = construct_scores(previous.instrument, previous.answers)
     if previous_published is None:
         before_hidden = np.asarray(suppress_cells(previous, before_scores).hidden, dtype=np.bool_)[:, 0]
     else:
         shown = set(previous_published)
         before_hidden = np.array([key not in shown for key in previous.tree.keys], dtype=np.bool_)
-    before_plan = tree_plan(previous.tree.parent)
     index = {key: i for i, key in enumerate(previous.tree.keys)}
     here = np.array([i for i, key in enumerate(data.tree.keys) if key in index], dtype=np.int64)
     there = np.array([index[data.tree.keys[i]] for i in here], dtype=np.int64)
     published = ~hidden_total[here] & ~before_hidden[there]
     before_ids = {c.id: j for j, c in enumerate(previous.instrument.constructs)}
-    values, given, shift = _flag_values(scores)
-    before_values, before_given, before_shift = _flag_values(before_scores)
-    n1, m1, v1 = _unit_totals(plan, np.asarray(data.unit, dtype=np.int64), values, given, shift)
-    n0, m0, v0 = _unit_totals(
-        before_plan, np.asarray(previous.unit, dtype=np.int64), before_values, before_given, before_shift
-    )
+    before = cell_statistics(previous, before_scores, tree_plan(previous.tree.parent), distributions=False, cuts=False)
+    n1, m1, v1 = unit_moments(cells)
+    n0, m0, v0 = unit_moments(before)
+    keys = [data.tree.keys[u] for u in here.tolist()]
+    shown_here = published.tolist()
+    reasons = np.where(hidden_total[here], "suppressed", "previous_suppressed").tolist()
     out: list[Change] = []
     for j, construct in enumerate(data.instrument.constructs):
         k = before_ids.get(construct.id)
@@ -381,16 +372,26 @@ def _changes(
         p = np.where(published, p, np.nan)
         q = stats.benjamini_hochberg(p)
         test = "enps" if nps else "welch"
-        for i, u in enumerate(here):
-            key = data.tree.keys[u]
-            if not published[i]:
-                reason = "suppressed" if hidden_total[u] else "previous_suppressed"
+        rows = zip(
+            keys,
+            shown_here,
+            reasons,
+            a_n.astype(np.int64).tolist(),
+            _floats(a_m),
+            b_n.astype(np.int64).tolist(),
+            _floats(b_m),
+            _floats(difference),
+            _floats(statistic),
+            _floats(df),
+            _floats(p),
+            _floats(q),
+            strict=True,
+        )
+        alpha = construct.flags.alpha
+        for key, shown_, reason, n, mean, before_n, before_mean, d, t, f, p_, q_ in rows:
+            if not shown_:
                 out.append(Change(key, construct.id, True, reason, test))
                 continue
-
-            def num(v: float) -> float | None:
-                return float(v) if np.isfinite(v) else None
-
             out.append(
                 Change(
                     unit=key,
@@ -398,16 +399,16 @@ def _changes(
                     suppressed=False,
                     reason=None,
                     test=test,
-                    n=int(a_n[i]),
-                    mean=num(a_m[i]),
-                    previous_n=int(b_n[i]),
-                    previous_mean=num(b_m[i]),
-                    difference=num(difference[i]),
-                    statistic=num(statistic[i]),
-                    df=num(df[i]),
-                    p=num(p[i]),
-                    p_adjusted=num(q[i]),
-                    significant=bool(q[i] <= construct.flags.alpha) if np.isfinite(q[i]) else None,
+                    n=n,
+                    mean=mean,
+                    previous_n=before_n,
+                    previous_mean=before_mean,
+                    difference=d,
+                    statistic=t,
+                    df=f,
+                    p=p_,
+                    p_adjusted=q_,
+                    significant=None if q_ is None else q_ <= alpha,
                 )
             )
     return tuple(out)
@@ -518,7 +519,7 @@ def build_table(
     published_total = ~hidden[:, 0]
 
     reliability = _reliability(data, scores, plan, hidden[:, 0], alpha_nan_policy)
-    changes = _changes(data, scores, plan, hidden[:, 0], previous, previous_published) if previous is not None else ()
+    changes = _changes(data, cells, hidden[:, 0], previous, previous_published) if previous is not None else ()
     responded = np.bincount(unit, minlength=plan.size)
     invited = np.maximum(np.asarray(data.invited, dtype=np.int64), responded)
     participation = participation_cells(

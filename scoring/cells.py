@@ -23,7 +23,15 @@ from scoring.rollup import TreePlan, tree_plan
 from scoring.scales import Scores, construct_scores
 from scoring.spec import SCALE_BOUNDS, ItemSpec, WaveData
 
-__all__ = ["CONSTRUCT_FIELDS", "CellStatistics", "Layout", "cell_statistics", "distribution_items", "layout"]
+__all__ = [
+    "CONSTRUCT_FIELDS",
+    "CellStatistics",
+    "Layout",
+    "cell_statistics",
+    "distribution_items",
+    "layout",
+    "unit_moments",
+]
 
 CONSTRUCT_FIELDS = ("mean", "sd", "ci_low", "ci_high", "favourable", "favourable_low", "favourable_high", "index")
 SCALED = ("likert5", "likert7", "nps")
@@ -55,16 +63,18 @@ class Layout:
     indicator: sparse.csr_array  # (U * width, R) int32
 
 
-def layout(data: WaveData, plan: TreePlan | None = None) -> Layout:
-    """The cell layout of a wave (checks the respondents' units and attribute codes)."""
+def layout(data: WaveData, plan: TreePlan | None = None, *, cuts: bool = True) -> Layout:
+    """The cell layout of a wave (checks the respondents' units and attribute codes); ``cuts=False``: the unit
+    totals only (one column)."""
     plan = plan or tree_plan(data.tree.parent)
     unit = np.asarray(data.unit, dtype=np.int64)
     n_units, r = plan.size, unit.shape[0]
     if unit.ndim != 1 or (r and (unit.min() < 0 or unit.max() >= n_units)):
         raise ValueError("every respondent's unit must index the tree")
+    attributes = data.attributes if cuts else ()
     columns: list[tuple[str | None, str | None]] = [(None, None)]
-    keys = np.empty((r, 1 + len(data.attributes)), dtype=np.int64)
-    for a, attribute in enumerate(data.attributes):
+    keys = np.empty((r, 1 + len(attributes)), dtype=np.int64)
+    for a, attribute in enumerate(attributes):
         codes = np.asarray(attribute.codes, dtype=np.int64)
         if codes.shape != (r,) or (r and (codes.min() < 0 or codes.max() >= len(attribute.values))):
             raise ValueError(f"attribute {attribute.name}: codes must index its values, one per respondent")
@@ -77,7 +87,7 @@ def layout(data: WaveData, plan: TreePlan | None = None) -> Layout:
     indicator = sparse.csr_array(
         (np.ones(keys.size, dtype=np.int32), (keys.ravel(), respondent)), shape=(n_units * width, r)
     )
-    blocks = tuple(len(a.values) for a in data.attributes)
+    blocks = tuple(len(a.values) for a in attributes)
     return Layout(plan, width, tuple(columns), blocks, keys, indicator)
 
 
@@ -224,20 +234,22 @@ def cell_statistics(
     plan: TreePlan | None = None,
     *,
     distributions: bool = True,
+    cuts: bool = True,
 ) -> CellStatistics:
     """Compute every cell of the wave's table, unsuppressed (see ``CellStatistics``).
 
     Cost: a sparse product over R (1 + A) nonzeros for the moments, ``np.add.at`` over the answers given once per
     block of columns for the distributions, and a rollup of each. ``distributions=False`` skips the item
     distributions (``item_n``, ``item_mean`` and ``counts`` come back with zero items): the construct
-    statistics alone, what the benchmark compares with pandas.
+    statistics alone, what the benchmark compares with pandas. ``cuts=False`` computes the unit totals only
+    (W = 1): what ``unit_moments`` of an earlier wave needs.
 
     Memory is what costs here (a fresh page is slower to touch than the arithmetic on it), so the order keeps
     few large arrays alive at once: the distributions first (built in place), then the moments, whose
     respondent-level and direct sums are dropped as soon as the rolled-up ones exist.
     """
     scores = scores or construct_scores(data.instrument, data.answers)
-    cells = layout(data, plan)
+    cells = layout(data, plan, cuts=cuts)
     u, w = cells.plan.size, cells.width
     unit = np.asarray(data.unit, dtype=np.int64)
     constructs = data.instrument.constructs
@@ -327,3 +339,26 @@ def cell_statistics(
         counts=counts.transpose(1, 0, 2),
         enps=enps,
     )
+
+
+def unit_moments(
+    cells: CellStatistics,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(U, C) n, mean and sample variance of every unit's total (column 0) per construct, on the scale that changes
+    compare: the construct scores, and for the eNPS construct the respondents' +100 / 0 / -100.
+
+    From the cell table's sums, not from the respondents again; the eNPS construct's sums are 100 (P - D) and
+    10,000 (P + D) from its promoter and detractor counts (exact, as sums of +-100 are).
+    """
+    n = cells.construct_n[:, 0, :].astype(np.float64)
+    total = cells.construct_sum[:, 0, :].copy()
+    squares = cells.construct_squares[:, 0, :].copy()
+    shift = cells.shift.copy()
+    j = cells.scores.enps_construct
+    if j is not None and cells.enps is not None:
+        promoters, detractors = cells.enps[:, 0, 4], cells.enps[:, 0, 6]
+        total[:, j] = 100 * (promoters - detractors)
+        squares[:, j] = 10_000 * (promoters + detractors)
+        shift[j] = 0.0
+    mean, var = stats.moments(n, total, squares)
+    return n, mean + shift, var
