@@ -220,10 +220,13 @@ def _cell_arrays(
 def _team_moments(
     unit: npt.NDArray[np.int64], values: npt.NDArray[np.float64], given: npt.NDArray[np.bool_], n_units: int
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Per own unit (team): count, sum and sum of squares of the given values."""
-    v = np.where(given, values, 0.0)
-    sums = [np.bincount(unit, weights=w, minlength=n_units) for w in (given.astype(np.float64), v, v * v)]
-    n, total, squares = (np.asarray(x, dtype=np.float64) for x in sums)
+    """(U, C) per own unit (team) and column: count, sum and sum of squares of the given (R, C) values."""
+    n, total, squares = (np.empty((n_units, values.shape[1])) for _ in range(3))
+    for j in range(values.shape[1]):
+        v = np.where(given[:, j], values[:, j], 0.0)
+        n[:, j] = np.bincount(unit, weights=given[:, j].astype(np.float64), minlength=n_units)
+        total[:, j] = np.bincount(unit, weights=v, minlength=n_units)
+        squares[:, j] = np.bincount(unit, weights=v * v, minlength=n_units)
     return n, total, squares
 
 
@@ -238,37 +241,71 @@ def _flag_values(scores: Scores) -> tuple[npt.NDArray[np.float64], npt.NDArray[n
     return values, scores.counted, centre
 
 
-def _org_baseline(
-    plan: TreePlan, unit: npt.NDArray[np.int64], values: npt.NDArray[np.float64], given: npt.NDArray[np.bool_]
-) -> OrgBaseline:
-    """Per root and construct: organisation mean, tau^2 and sigma^2 (MSW) from teams = respondents' own units."""
-    u, c = plan.size, values.shape[1]
+Moments = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
+
+
+def _score_moments(unit: npt.NDArray[np.int64], scores: Scores, flag_moments: Moments) -> Moments:
+    """Team moments of the construct scores: those of the flag values (``_flag_values``), but for the eNPS
+    construct, whose flag values are +100/0/-100, counted from its scores."""
+    j = scores.enps_construct
+    if j is None:
+        return flag_moments
+    n, total, squares = (a.copy() for a in flag_moments)
+    own = _team_moments(unit, scores.score[:, [j]], scores.counted[:, [j]], n.shape[0])
+    for a, b in zip((n, total, squares), own, strict=True):
+        a[:, j] = b[:, 0]
+    return n, total, squares
+
+
+def _org_baseline(plan: TreePlan, moments: Moments) -> OrgBaseline:
+    """Per root and construct: organisation mean, tau^2 and sigma^2 (MSW) from teams = respondents' own units.
+
+    ``moments``: (U, C) count, sum and sum of squares per team of the values flags compare (``_flag_values``).
+    """
+    n, s, ss = moments
+    u, c = n.shape
     mu, tau2, sigma2 = (np.full((u, c), np.nan) for _ in range(3))
     roots = np.flatnonzero(plan.parent < 0)
     for j in range(c):
-        n, s, ss = _team_moments(unit, values[:, j], given[:, j], u)
         for root in roots:
             teams = plan.root == root
-            anova = stats.oneway(n[teams], s[teams], ss[teams])
+            anova = stats.oneway(n[teams, j], s[teams, j], ss[teams, j])
             mu[root, j], tau2[root, j], sigma2[root, j] = anova.grand_mean, anova.tau2, anova.msw
     return OrgBaseline(mu, tau2, sigma2)
 
 
 def _reliability(
-    data: WaveData, scores: Scores, plan: TreePlan, hidden_total: npt.NDArray[np.bool_], nan_policy: str
+    data: WaveData,
+    plan: TreePlan,
+    hidden_total: npt.NDArray[np.bool_],
+    nan_policy: str,
+    moments: Moments,
 ) -> tuple[Reliability, ...]:
-    """Alpha (Feldt interval), mean rwg(J) and ICC(1) of every construct over each organisation (root)."""
+    """Alpha (Feldt interval), mean rwg(J) and ICC(1) of every construct over each organisation (root).
+
+    ``moments``: (U, C) count, sum and sum of squares of the construct scores per team (own unit), for ICC(1).
+    """
     column = {item.id: j for j, item in enumerate(data.instrument.items)}
     unit = np.asarray(data.unit, dtype=np.int64)
+    n, s, ss = moments
+    # Each construct's (recoded) answers, taken once for every organisation.
+    answers = []
+    for construct in data.instrument.constructs:
+        low, high = SCALE_BOUNDS[construct.scale]
+        x = np.take(data.answers, [column[i] for i in construct.items], axis=1)
+        flip = [k for k, i in enumerate(construct.items) if i in construct.reverse]
+        x[:, flip] = low + high - x[:, flip]
+        answers.append(x)
     out = []
     policy: Literal["listwise", "pairwise"] = "pairwise" if nan_policy == "pairwise" else "listwise"
     for root in np.flatnonzero(plan.parent < 0):
         members = plan.root[unit] == root
+        everyone = bool(members.all())
+        team = unit if everyone else unit[members]
+        teams = plan.root == root
         for j, construct in enumerate(data.instrument.constructs):
             low, high = SCALE_BOUNDS[construct.scale]
-            x = data.answers[np.ix_(members, [column[i] for i in construct.items])]
-            flip = np.array([i in construct.reverse for i in construct.items], dtype=np.bool_)
-            x = np.where(flip, low + high - x, x)
+            x = answers[j] if everyone else answers[j][members]
             alpha = cronbach_alpha(x, policy)
             key = data.tree.keys[root]
             if hidden_total[root] or alpha.n < data.min_group_size:
@@ -278,11 +315,9 @@ def _reliability(
                     )
                 )
                 continue
-            team = unit[members]
             rwg = rwg_j(x, team, high - low + 1)[0] if team.size else np.array([])
             valid = np.isfinite(rwg)
-            n, s, ss = _team_moments(team, scores.score[members, j], scores.counted[members, j], plan.size)
-            icc = stats.oneway(n, s, ss).icc1
+            icc = stats.oneway(n[teams, j], s[teams, j], ss[teams, j]).icc1
 
             def num(v: float) -> float | None:
                 return float(v) if np.isfinite(v) else None
@@ -518,7 +553,12 @@ def build_table(
     hidden = np.asarray(suppression.hidden, dtype=np.bool_)
     published_total = ~hidden[:, 0]
 
-    reliability = _reliability(data, scores, plan, hidden[:, 0], alpha_nan_policy)
+    # Per team (own unit) and construct: n, sum and sum of squares of what flags compare and of the construct
+    # scores (the same numbers but for the eNPS construct), counted once for the flags and the reliability.
+    values, given, _ = _flag_values(scores)
+    flag_moments = _team_moments(unit, values, given, plan.size)
+    score_moments = _score_moments(unit, scores, flag_moments)
+    reliability = _reliability(data, plan, hidden[:, 0], alpha_nan_policy, score_moments)
     changes = _changes(data, cells, hidden[:, 0], previous, previous_published) if previous is not None else ()
     responded = np.bincount(unit, minlength=plan.size)
     invited = np.maximum(np.asarray(data.invited, dtype=np.int64), responded)
@@ -533,14 +573,13 @@ def build_table(
 
     # Flags read the published unit totals only.
     constructs = data.instrument.constructs
-    values, given, _ = _flag_values(scores)
     mean = cells.construct_stats[0, :, 0, :].copy()
     ci_high = cells.construct_stats[3, :, 0, :].copy()
     if scores.enps_construct is not None and cells.enps is not None:
         mean[:, scores.enps_construct] = cells.enps[:, 0, 1]
         ci_high[:, scores.enps_construct] = cells.enps[:, 0, 3]
     figures = UnitFigures(data.tree.keys, plan.root, published_total, cells.construct_n[:, 0, :].copy(), mean, ci_high)
-    org = _org_baseline(plan, unit, values, given)
+    org = _org_baseline(plan, flag_moments)
     spread = {c.id: float(np.sqrt(org.sigma2[plan.root[0], j])) for j, c in enumerate(constructs)} if plan.size else {}
     answered, chosen = _multi_totals(data, cells)
     flags: list[Flag] = []
