@@ -117,6 +117,15 @@ def suppress_cells(data: WaveData, scores: Scores, hidden_before: npt.NDArray[np
     )
 
 
+def _reason_names(suppression: Suppression, hidden: npt.NDArray[np.bool_]) -> list[str | None]:
+    """Reason of each unit's total cell (column 0) by name, None where published: one name looked up per code."""
+    raw = np.asarray(suppression.reason)[:, 0]
+    names: dict[int, str] = {}
+    for code in np.unique(raw[hidden]).tolist():
+        names[code] = suppression.reason_name(int(np.flatnonzero(hidden & (raw == code))[0]), 0)
+    return [names[code] if h else None for code, h in zip(raw.tolist(), hidden.tolist(), strict=True)]
+
+
 def _reason_codes(suppression: Suppression) -> tuple[npt.NDArray[np.int64], tuple[str, ...]]:
     """Reason of every cell as an index into a tuple of names (-1 for published cells)."""
     raw = np.asarray(suppression.reason)
@@ -166,15 +175,14 @@ def participation_cells(
         [Statistic(np.ones(unit.size, dtype=np.bool_), answered, (0.0, 1.0), "participation")],
         None if hidden_before is None else np.asarray(hidden_before, dtype=np.bool_).reshape(-1, 1),
     )
-    hidden = np.asarray(suppression.hidden, dtype=np.bool_)
-    plan = tree_plan(p)
-    totals = plan.rollup(np.stack([inv, res], axis=1).astype(np.float64))
+    hidden = np.asarray(suppression.hidden, dtype=np.bool_)[:, 0]
+    reasons = _reason_names(suppression, hidden)
+    totals = tree_plan(p).rollup(np.stack([inv, res], axis=1).astype(np.float64)).astype(np.int64).tolist()
     cells = []
-    for u, key in enumerate(keys):
-        if hidden[u, 0]:
-            cells.append(ParticipationCell(key, True, suppression.reason_name(u, 0)))
+    for key, h, reason, (i, r) in zip(keys, hidden.tolist(), reasons, totals, strict=True):
+        if h:
+            cells.append(ParticipationCell(key, True, reason))
         else:
-            i, r = int(totals[u, 0]), int(totals[u, 1])
             cells.append(ParticipationCell(key, False, None, i, r, r / i if i else None))
     return tuple(cells)
 
@@ -480,27 +488,35 @@ def _comments(
         statistics,
         None if hidden_before is None else np.asarray(hidden_before, dtype=np.bool_).reshape(-1, 1),
     )
-    hidden = np.asarray(suppression.hidden, dtype=np.bool_)
-    # Texts by unit subtree: each text goes to its writer's unit and every ancestor.
-    texts: dict[str, dict[int, list[str]]] = {}
+    hidden = np.asarray(suppression.hidden, dtype=np.bool_)[:, 0]
+    reasons = _reason_names(suppression, hidden)
+    # Texts by unit subtree: each text goes to its writer's unit and every ancestor. Per item, the texts sorted
+    # once (the shuffle must not depend on input order) and the (unit, rank) pairs grouped by unit: each unit's
+    # texts come out sorted, as slices of one array.
+    texts: dict[str, tuple[list[str], npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
     for item in items:
         pairs = data.comments.get(item, ())
-        by_unit: dict[int, list[str]] = {}
-        if pairs:
-            writers = np.array([i for i, _ in pairs], dtype=np.int64)
-            chain = plan.ancestors[unit[writers]]
-            for t, row in enumerate(chain):
-                for a in row[row >= 0]:
-                    by_unit.setdefault(int(a), []).append(pairs[t][1])
-        texts[item] = by_unit
+        ordered = sorted(range(len(pairs)), key=lambda t: pairs[t][1])
+        rank = np.empty(len(pairs), dtype=np.int64)
+        rank[ordered] = np.arange(len(pairs))
+        writers = np.array([i for i, _ in pairs], dtype=np.int64)
+        chain = plan.ancestors[unit[writers]]
+        holder = chain.ravel()
+        taken = holder >= 0
+        holder = holder[taken]
+        which = np.repeat(rank, chain.shape[1])[taken]
+        by_unit = np.lexsort((which, holder))
+        bounds = np.searchsorted(holder[by_unit], np.arange(plan.size + 1))
+        texts[item] = ([pairs[t][1] for t in ordered], which[by_unit], bounds)
     cells = []
     for u, key in enumerate(data.tree.keys):
-        if hidden[u, 0]:
-            cells.append(CommentCell(key, True, suppression.reason_name(u, 0)))
+        if hidden[u]:
+            cells.append(CommentCell(key, True, reasons[u]))
             continue
         groups = []
         for item in items:
-            found = sorted(texts[item].get(u, []))  # sorted first: the shuffle must not depend on input order
+            ordered_texts, ranks, bounds = texts[item]
+            found = [ordered_texts[t] for t in ranks[bounds[u] : bounds[u + 1]].tolist()]
             order = np.random.default_rng(_seed(data.wave_id, key, item)).permutation(len(found))
             groups.append(CommentGroup(item, tuple(found[i] for i in order)))
         cells.append(CommentCell(key, False, None, tuple(groups)))
