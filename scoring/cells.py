@@ -235,6 +235,7 @@ def cell_statistics(
     *,
     distributions: bool = True,
     cuts: bool = True,
+    prepared: Layout | None = None,
 ) -> CellStatistics:
     """Compute every cell of the wave's table, unsuppressed (see ``CellStatistics``).
 
@@ -242,14 +243,15 @@ def cell_statistics(
     block of columns for the distributions, and a rollup of each. ``distributions=False`` skips the item
     distributions (``item_n``, ``item_mean`` and ``counts`` come back with zero items): the construct
     statistics alone, what the benchmark compares with pandas. ``cuts=False`` computes the unit totals only
-    (W = 1): what ``unit_moments`` of an earlier wave needs.
+    (W = 1): what ``unit_moments`` of an earlier wave needs. ``prepared``: the wave's ``layout`` when the caller
+    has made it already (``plan`` and ``cuts`` are then those it was made with).
 
     Memory is what costs here (a fresh page is slower to touch than the arithmetic on it), so the order keeps
     few large arrays alive at once: the distributions first (built in place), then the moments, whose
     respondent-level and direct sums are dropped as soon as the rolled-up ones exist.
     """
     scores = scores or construct_scores(data.instrument, data.answers)
-    cells = layout(data, plan, cuts=cuts)
+    cells = prepared if prepared is not None else layout(data, plan, cuts=cuts)
     u, w = cells.plan.size, cells.width
     unit = np.asarray(data.unit, dtype=np.int64)
     constructs = data.instrument.constructs
