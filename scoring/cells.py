@@ -124,82 +124,84 @@ class CellStatistics:
     enps: npt.NDArray[np.float64] | None
 
 
-def _answers(
-    data: WaveData, items: tuple[ItemSpec, ...], offsets: npt.NDArray[np.int64]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Every answer given, as (respondent, position in the distributions T); and every answer left open of an item
-    that is not ``multi``, as (respondent, item index). Checks the answers against their points.
+CHUNK = 8192  # respondents whose answers are counted at once: their temporaries stay small and in cache
 
-    Listed by the respondents' units (respondents sorted by unit), so that counting them into a (unit, point)
-    table walks through it instead of jumping about: several times faster than in the respondents' order.
+
+def _out_of_points(point: npt.NDArray[np.float64], limit: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Answers (already less the scale's lowest point) that are not one of the item's points."""
+    bad: npt.NDArray[np.bool_] = ~np.isnan(point) & ((point != np.round(point)) | (point < 0) | (point >= limit))
+    return bad
+
+
+def _distributions(
+    data: WaveData, items: tuple[ItemSpec, ...], offsets: npt.NDArray[np.int64], cells: Layout
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+    """(W, U, T) answers per point / chosen options, and (W, U, I) answers left open, in every cell (rolled up).
+
+    Column-major, so that each column is one contiguous (U, .) slab. The direct counts are added in place
+    (``np.add.at`` of (cell, point) keys, once per attribute), respondents taken in order of their unit and
+    CHUNK at a time: the keys of a chunk fall close together (several times faster than in the respondents'
+    order) and its temporaries are small and reused, so the only large arrays are the two results. Each slab is
+    then rolled up and written back over itself. A unit's total is the sum of its cuts by any one attribute
+    (every respondent has exactly one value of each), so with attributes the total column is added up from the
+    cuts of the attribute with the fewest values instead of counted. Checks the answers against their points.
     """
     column = {item.id: j for j, item in enumerate(data.instrument.items)}
     r = data.answers.shape[0]
+    u, w = cells.plan.size, cells.width
+    size, n_items = int(offsets[-1]), len(items)
     sizes = np.diff(offsets)
+    counts = np.zeros((w, u, size), dtype=np.int32)  # a count never exceeds the respondents
+    unanswered = np.zeros((w, u, n_items), dtype=np.int32)
+    if not items:
+        return counts, unanswered
+    unit = np.asarray(data.unit, dtype=np.int64)
+    order = np.argsort(unit, kind="stable")
+    counted = cells.keys[:, 1:] if cells.blocks else cells.keys  # the total column only without attributes
+    cell = ((counted - unit[:, None] * w) * u + unit[:, None])[order]  # (R, B): (column, unit), by unit
+
+    def add(out: npt.NDArray[np.int32], rows: slice, per: npt.NDArray[np.int64], at: npt.NDArray[np.int64]) -> None:
+        """Count ``at`` (positions within a cell, ``per`` of them for each respondent of ``rows``) in every
+        counted column of those respondents."""
+        flat, width = out.reshape(-1), out.shape[2]
+        for b in range(cell.shape[1]):
+            key = np.repeat(cell[rows, b] * width, per)
+            key += at
+            np.add.at(flat, key, np.int32(1))
+
     single = [i for i, item in enumerate(items) if item.type != "multi"]
-    order = np.argsort(np.asarray(data.unit, dtype=np.int64), kind="stable")
-    who: list[npt.NDArray[np.int64]] = []
-    where: list[npt.NDArray[np.int64]] = []
-    open_who = open_item = np.zeros(0, dtype=np.int64)
     if single:
-        point = np.take(np.take(data.answers, order, axis=0), [column[items[i].id] for i in single], axis=1)
-        point -= np.array([SCALE_BOUNDS[items[i].type][0] if items[i].type in SCALED else 0 for i in single])
-        given = ~np.isnan(point)
-        bad = given & ((point != np.round(point)) | (point < 0) | (point >= sizes[single]))
-        if bad.any():
-            culprit = items[single[int(np.flatnonzero(bad.any(axis=0))[0])]].id
-            raise ValueError(f"item {culprit}: answers outside its scale or options")
-        point += offsets[single]
-        # Row-major, as np.nonzero would list them (np.repeat is several times faster).
-        who.append(np.repeat(order, given.sum(axis=1)))
-        where.append(point[given].astype(np.int64))
-        np.logical_not(given, out=given)
-        open_who = np.repeat(order, given.sum(axis=1))
-        open_item = np.broadcast_to(np.array(single, dtype=np.int64), given.shape)[given]
+        cols = [column[items[i].id] for i in single]
+        low = np.array([SCALE_BOUNDS[items[i].type][0] if items[i].type in SCALED else 0 for i in single])
+        limit, first, index = sizes[single], offsets[single], np.array(single, dtype=np.int64)
+        for start in range(0, r, CHUNK):
+            rows = slice(start, start + CHUNK)
+            point = np.take(np.take(data.answers, order[rows], axis=0), cols, axis=1)
+            point -= low
+            if _out_of_points(point, limit).any():
+                every = np.take(data.answers, cols, axis=1) - low
+                culprit = items[single[int(np.flatnonzero(_out_of_points(every, limit).any(axis=0))[0])]].id
+                raise ValueError(f"item {culprit}: answers outside its scale or options")
+            given = ~np.isnan(point)
+            point += first
+            add(counts, rows, given.sum(axis=1), point[given].astype(np.int64))
+            np.logical_not(given, out=given)
+            add(unanswered, rows, given.sum(axis=1), np.broadcast_to(index, given.shape)[given])
     for i, item in enumerate(items):
         if item.type == "multi":
             chosen = np.asarray(data.multi[item.id], dtype=np.bool_)
             if chosen.shape != (r, sizes[i]):
                 raise ValueError(f"item {item.id}: expected ({r}, {sizes[i]}) chosen options")
-            row, option = np.nonzero(chosen[order])
-            who.append(order[row])
-            where.append(offsets[i] + option)
-    if not who:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), open_who, open_item
-    return np.concatenate(who), np.concatenate(where), open_who, open_item
-
-
-def _cell_counts(
-    cells: Layout,
-    unit: npt.NDArray[np.int64],
-    who: npt.NDArray[np.int64],
-    where: npt.NDArray[np.int64],
-    size: int,
-) -> npt.NDArray[np.int32]:
-    """(W, U, size) rolled-up count of the (respondent ``who``, position ``where``) pairs in every cell.
-
-    Column-major, so that each column is one contiguous (U, size) slab: the direct counts are added in place
-    (``np.add.at``, one pass per attribute), each slab is rolled up and written back over itself, and no int64
-    temporaries or second array of the table's size exist. A unit's total is the sum of its cuts by any one
-    attribute (every respondent has exactly one value of each), so with attributes the total column is added up
-    from the cuts of the attribute with the fewest values instead of counted.
-    """
-    u, w = cells.plan.size, cells.width
-    slabs = np.zeros((w, u, size), dtype=np.int32)  # a count never exceeds the respondents
-    flat = slabs.reshape(-1)
-    counted = cells.keys[:, 1:] if cells.blocks else cells.keys  # the total column only without attributes
-    for key in counted.T:
-        at = (((key - unit * w) * u + unit) * size)[who]  # (column, unit, 0) of each pair's respondent
-        at += where
-        np.add.at(flat, at, np.int32(1))
-        del at
-    for column in range(1 if cells.blocks else 0, w):
-        slabs[column] = cells.plan.rollup(slabs[column])
-    if cells.blocks:
-        a = int(np.argmin(cells.blocks))
-        first = 1 + sum(cells.blocks[:a])
-        np.add.reduce(slabs[first : first + cells.blocks[a]], axis=0, out=slabs[0])
-    return slabs
+            chosen = chosen[order]
+            add(counts, slice(None), chosen.sum(axis=1), offsets[i] + np.nonzero(chosen)[1])
+    for slabs in (counts, unanswered):
+        for c in range(1 if cells.blocks else 0, w):
+            slabs[c] = cells.plan.rollup(slabs[c])
+        if cells.blocks:
+            a = int(np.argmin(cells.blocks))
+            first_column = 1 + sum(cells.blocks[:a])
+            np.add.reduce(slabs[first_column : first_column + cells.blocks[a]], axis=0, out=slabs[0])
+    return counts, unanswered
 
 
 def _construct_figures(
@@ -253,7 +255,6 @@ def cell_statistics(
     scores = scores or construct_scores(data.instrument, data.answers)
     cells = prepared if prepared is not None else layout(data, plan, cuts=cuts)
     u, w = cells.plan.size, cells.width
-    unit = np.asarray(data.unit, dtype=np.int64)
     constructs = data.instrument.constructs
     c = len(constructs)
     items = distribution_items(data.instrument.items) if distributions else ()
@@ -263,10 +264,7 @@ def cell_statistics(
     # Distributions: answers per point / chosen options in every cell, and per item the answers left open (an
     # item's n is the cell's n minus those: a few percent of the answers instead of all of them). Both (W, U, .).
     offsets = np.concatenate([[0], np.cumsum([len(points(item)) for item in items])]).astype(np.int64)
-    who, where, open_who, open_item = _answers(data, items, offsets)
-    counts = _cell_counts(cells, unit, who, where, int(offsets[-1]))
-    del who, where
-    answered = _cell_counts(cells, unit, open_who, open_item, len(items))  # the open answers until n is known
+    counts, answered = _distributions(data, items, offsets, cells)  # answered: the open answers until n is known
 
     # Respondent-level quantities Q (R, M), filled in place: 1 | counted, score - shift, (score - shift)^2,
     # favourable per construct | promoter, passive, detractor | per item: answered for a multi item, the answer
