@@ -266,59 +266,59 @@ def cell_statistics(
     offsets = np.concatenate([[0], np.cumsum([len(points(item)) for item in items])]).astype(np.int64)
     counts, answered = _distributions(data, items, offsets, cells)  # answered: the open answers until n is known
 
-    # Respondent-level quantities Q (R, M), filled in place: 1 | counted, score - shift, (score - shift)^2,
-    # favourable per construct | promoter, passive, detractor | per item: answered for a multi item, the answer
-    # (0 when not) for a scaled one, 0 otherwise. One product and one rollup give every cell's n, moments, eNPS,
-    # multi item n and scaled item sums.
+    # Respondent-level quantities, filled in place: sums (R, 2C) float, score - shift and (score - shift)^2 per
+    # construct; whole numbers (R, M) int32, 1 | counted, favourable per construct | promoter, passive, detractor
+    # | per item: answered for a multi item, the answer (0 when not) for a scaled one, 0 otherwise. One product and
+    # one rollup of each give every cell's n, moments, eNPS, multi item n and scaled item sums; counts in int32
+    # are exact and half the memory of floats.
     bounds = np.array([SCALE_BOUNDS[con.scale] for con in constructs], dtype=np.float64).reshape(c, 2)
     shift = bounds.mean(axis=1)
-    has_enps = scores.enps is not None
     column = {item.id: j for j, item in enumerate(data.instrument.items)}
-    m = 1 + 4 * c + 3 * has_enps + len(items)
-    q = np.empty((r, m))
-    q[:, 0] = 1.0
-    q[:, 1 : 1 + c] = scores.counted
-    centred = q[:, 1 + c : 1 + 2 * c]
+    sums = np.empty((r, 2 * c))
+    centred = sums[:, :c]
     np.subtract(scores.score, shift, out=centred)
     centred[~scores.counted] = 0.0
-    np.square(centred, out=q[:, 1 + 2 * c : 1 + 3 * c])
-    q[:, 1 + 3 * c : 1 + 4 * c] = scores.favourable
-    at = 1 + 4 * c
+    np.square(centred, out=sums[:, c:])
+    whole = np.empty((r, 1 + 2 * c + 3 * (scores.enps is not None) + len(items)), dtype=np.int32)
+    whole[:, 0] = 1
+    whole[:, 1 : 1 + c] = scores.counted
+    whole[:, 1 + c : 1 + 2 * c] = scores.favourable
+    at = 1 + 2 * c
     if scores.enps is not None:
         for k, category in enumerate((1.0, 0.0, -1.0)):
-            np.equal(scores.enps, category, out=q[:, at + k])
+            np.equal(scores.enps, category, out=whole[:, at + k])
         at += 3
-    per_item = q[:, at:]
-    per_item[:] = np.take(data.answers, [column[item.id] for item in items], axis=1)
-    per_item[np.isnan(per_item)] = 0.0
-    for i, item in enumerate(items):
-        if item.type == "multi":  # who answered a multi item (choosing nothing is not answering)
-            per_item[:, i] = data.multi_answered[item.id]
-        elif item.type not in SCALED:
-            per_item[:, i] = 0.0
-    direct = np.asarray(cells.indicator @ q).reshape(u, -1)
-    del q, centred, per_item
-    rolled = cells.plan.rollup(direct).reshape(u, w, -1)
-    del direct
+    scaled = [i for i, item in enumerate(items) if item.type in SCALED]
+    answers = np.take(data.answers, [column[items[i].id] for i in scaled], axis=1)
+    answers[np.isnan(answers)] = 0.0
+    whole[:, at:] = 0
+    whole[:, at + np.array(scaled, dtype=np.int64)] = answers  # whole points: checked with the distributions
+    del answers
+    for i in multi:  # who answered a multi item (choosing nothing is not answering)
+        whole[:, at + i] = data.multi_answered[items[i].id]
+    moments = cells.plan.rollup(np.asarray(cells.indicator @ sums).reshape(u, -1)).reshape(u, w, -1)
+    del sums, centred
+    counted = cells.plan.rollup(np.asarray(cells.indicator @ whole).reshape(u, -1)).reshape(u, w, -1)
+    del whole
 
-    n = np.rint(rolled[:, :, 0]).astype(np.int64)
-    cn = np.rint(rolled[:, :, 1 : 1 + c]).astype(np.int64)
-    total, squares = rolled[:, :, 1 + c : 1 + 2 * c].copy(), rolled[:, :, 1 + 2 * c : 1 + 3 * c].copy()
-    fav = np.rint(rolled[:, :, 1 + 3 * c : 1 + 4 * c]).astype(np.int64)
+    n = counted[:, :, 0].astype(np.int64)
+    cn = counted[:, :, 1 : 1 + c].astype(np.int64)
+    fav = counted[:, :, 1 + c : 1 + 2 * c].astype(np.int64)
+    total, squares = moments[:, :, :c], moments[:, :, c:]
     enps = None
     if scores.enps is not None:
-        pp, pa, pd = (np.rint(rolled[:, :, at - 3 + k]) for k in range(3))
+        pp, pa, pd = (counted[:, :, at - 3 + k].astype(np.float64) for k in range(3))
         score, low, high = stats.enps(pp, pa, pd)
         enps = np.stack([pp + pa + pd, score, low, high, pp, pa, pd], axis=-1)
     # Item n: the cell's n minus the open answers, or (multi) who answered; the mean of a scaled item.
     np.subtract(n.T.astype(np.int32)[:, :, None], answered, out=answered)
     item_n = answered.transpose(1, 0, 2)
-    item_n[:, :, multi] = np.rint(rolled[:, :, at + np.array(multi, dtype=np.int64)])
+    item_n[:, :, multi] = counted[:, :, at + np.array(multi, dtype=np.int64)]
     item_mean = np.full((u, w, len(items)), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
-        np.divide(rolled[:, :, at:], item_n, out=item_mean, where=item_n > 0)
-    item_mean[:, :, [i for i, item in enumerate(items) if item.type not in SCALED]] = np.nan
-    del rolled
+        np.divide(counted[:, :, at:], item_n, out=item_mean, where=item_n > 0)
+    item_mean[:, :, [i for i in range(len(items)) if i not in scaled]] = np.nan
+    del counted
 
     construct_stats = np.empty((len(CONSTRUCT_FIELDS), u, w, c))
     _construct_figures(cn, total, squares, fav, shift, bounds, construct_stats)
