@@ -391,8 +391,11 @@ def _changes(
     n1, m1, v1 = unit_moments(cells)
     n0, m0, v0 = unit_moments(before)
     keys = [data.tree.keys[u] for u in here.tolist()]
-    shown_here = published.tolist()
-    reasons = np.where(hidden_total[here], "suppressed", "previous_suppressed").tolist()
+    shown_at, hidden_at = np.flatnonzero(published), np.flatnonzero(~published)
+    shown_keys = [keys[i] for i in shown_at.tolist()]
+    hidden_keys = [keys[i] for i in hidden_at.tolist()]
+    reasons = np.where(hidden_total[here[hidden_at]], "suppressed", "previous_suppressed").tolist()
+    in_order = published.tolist()
     out: list[Change] = []
     for j, construct in enumerate(data.instrument.constructs):
         k = before_ids.get(construct.id)
@@ -415,30 +418,28 @@ def _changes(
         p = np.where(published, p, np.nan)
         q = stats.benjamini_hochberg(p)
         test = "enps" if nps else "welch"
-        rows = zip(
-            keys,
-            shown_here,
-            reasons,
-            a_n.astype(np.int64).tolist(),
-            _floats(a_m),
-            b_n.astype(np.int64).tolist(),
-            _floats(b_m),
-            _floats(difference),
-            _floats(statistic),
-            _floats(df),
-            _floats(p),
-            _floats(q),
-            strict=True,
-        )
         alpha, cid = construct.flags.alpha, construct.id
-        for key, shown_, reason, n, mean, before_n, before_mean, d, t, f, p_, q_ in rows:
-            if not shown_:
-                out.append(Change(key, cid, True, reason, test))
-                continue
-            # In field order (unit, construct, suppressed, reason, test, n, mean, previous_n, previous_mean,
-            # difference, statistic, df, p, p_adjusted, significant): positional is faster, and there are many.
-            sig = None if q_ is None else q_ <= alpha
-            out.append(Change(key, cid, False, None, test, n, mean, before_n, before_mean, d, t, f, p_, q_, sig))
+        withheld = [Change(key, cid, True, reason, test) for key, reason in zip(hidden_keys, reasons, strict=True)]
+        # Positional, in field order (unit, construct, suppressed, reason, test, n, mean, previous_n,
+        # previous_mean, difference, statistic, df, p, p_adjusted, significant): there are many.
+        given = [
+            Change(key, cid, False, None, test, n, mean, n0_, m0_, d, t, f, p_, q_, None if q_ is None else q_ <= alpha)
+            for key, n, mean, n0_, m0_, d, t, f, p_, q_ in zip(
+                shown_keys,
+                a_n[shown_at].astype(np.int64).tolist(),
+                _floats(a_m[shown_at]),
+                b_n[shown_at].astype(np.int64).tolist(),
+                _floats(b_m[shown_at]),
+                _floats(difference[shown_at]),
+                _floats(statistic[shown_at]),
+                _floats(df[shown_at]),
+                _floats(p[shown_at]),
+                _floats(q[shown_at]),
+                strict=True,
+            )
+        ]
+        next_given, next_withheld = iter(given).__next__, iter(withheld).__next__
+        out.extend([next_given() if s else next_withheld() for s in in_order])  # back in unit order
     return tuple(out)
 
 
