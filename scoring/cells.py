@@ -289,10 +289,11 @@ def cell_statistics(
             np.equal(scores.enps, category, out=whole[:, at + k])
         at += 3
     scaled = [i for i, item in enumerate(items) if item.type in SCALED]
-    answers = np.take(data.answers, [column[items[i].id] for i in scaled], axis=1)
+    other = [i for i in range(len(items)) if i not in scaled]
+    answers = np.take(data.answers, [column[item.id] for item in items], axis=1)
+    answers[:, other] = 0.0
     answers[np.isnan(answers)] = 0.0
-    whole[:, at:] = 0
-    whole[:, at + np.array(scaled, dtype=np.int64)] = answers  # whole points: checked with the distributions
+    whole[:, at:] = answers  # whole points: checked with the distributions
     del answers
     for i in multi:  # who answered a multi item (choosing nothing is not answering)
         whole[:, at + i] = data.multi_answered[items[i].id]
@@ -314,10 +315,9 @@ def cell_statistics(
     np.subtract(n.T.astype(np.int32)[:, :, None], answered, out=answered)
     item_n = answered.transpose(1, 0, 2)
     item_n[:, :, multi] = counted[:, :, at + np.array(multi, dtype=np.int64)]
-    item_mean = np.full((u, w, len(items)), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
-        np.divide(counted[:, :, at:], item_n, out=item_mean, where=item_n > 0)
-    item_mean[:, :, [i for i in range(len(items)) if i not in scaled]] = np.nan
+        item_mean = np.divide(counted[:, :, at:], item_n)  # 0 / 0 = NaN where nobody answered
+    item_mean[:, :, other] = np.nan
     del counted
 
     construct_stats = np.empty((len(CONSTRUCT_FIELDS), u, w, c))
