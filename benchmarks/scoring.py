@@ -347,7 +347,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "cell_statistics": ("cell_statistics",),
     "participation": ("participation_cells",),
     "comments": ("_comments",),
-    "changes": ("_changes",),
+    "changes": ("_previous_wave", "_changes"),
     "reliability": ("_reliability",),
     "flags": (
         "_team_moments",

@@ -199,9 +199,10 @@ def _cell_arrays(
     construct_n = cells.construct_n
     construct_n[hidden] = 0
     item_n, item_mean, counts = cells.item_n, cells.item_mean, cells.counts
-    item_n[hidden] = 0
+    # Both are (U, W, .) views of (W, U, .) memory (``CellStatistics``): blanked in the order they are stored.
+    item_n.transpose(1, 0, 2)[hidden.T] = 0
     item_mean[hidden] = np.nan
-    counts[hidden] = 0
+    counts.transpose(1, 0, 2)[hidden.T] = 0
     enps = cells.enps
     if enps is not None:
         enps[hidden] = np.nan
@@ -238,15 +239,13 @@ def _team_moments(
     return n, total, squares
 
 
-def _flag_values(scores: Scores) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
-    """(R, C) respondent values that flags and changes compare, which of them count, and a centre per
-    construct (for accurate sums of squares): construct scores, and +100/0/-100 for the eNPS construct."""
+def _flag_values(scores: Scores) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """(R, C) respondent values that flags compare and which of them count: construct scores, and +100/0/-100
+    for the eNPS construct."""
     values = scores.score.copy()
-    centre = np.array([sum(SCALE_BOUNDS[c.scale]) / 2 for c in scores.constructs], dtype=np.float64)
     if scores.enps_construct is not None and scores.enps is not None:
         values[:, scores.enps_construct] = 100 * scores.enps
-        centre[scores.enps_construct] = 0.0
-    return values, scores.counted, centre
+    return values, scores.counted
 
 
 Moments = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
@@ -357,39 +356,56 @@ def _floats(x: npt.NDArray[np.float64]) -> list[float | None]:
     return found
 
 
-def _changes(
-    data: WaveData,
-    cells: CellStatistics,
-    hidden_total: npt.NDArray[np.bool_],
-    previous: WaveData,
-    previous_published: Collection[str] | None,
-) -> tuple[Change, ...]:
-    """Per unit (in both waves) and shared construct: the change since ``previous``, published only where the
-    unit's total cell is published in both waves' tables; BH over each construct's published changes.
+@dataclass(frozen=True, eq=False)
+class _Previous:
+    """What the changes need of the previous wave: the wave, its scores, which unit totals its table hides (U0,),
+    and every unit's n, mean and variance per construct (U0, C0), from ``unit_moments``."""
+
+    data: WaveData
+    scores: Scores
+    hidden: npt.NDArray[np.bool_]
+    n: npt.NDArray[np.float64]
+    mean: npt.NDArray[np.float64]
+    var: npt.NDArray[np.float64]
+
+
+def _previous_wave(previous: WaveData, previous_published: Collection[str] | None) -> _Previous:
+    """The previous wave's part of the changes: its unit totals through the same code as this wave's cells (its
+    unit totals only, ``cuts=False``), and the pattern its table shows.
 
     ``previous_published``: the units whose total the previous wave's served table publishes. A change published
     where that table hides the unit would give its mean away (this mean minus the change), so the served pattern
     decides, not one computed again (it can differ when the guard has changed since). Without it, the previous
     wave's pattern is computed here.
-
-    This wave's unit totals come from its cell table; the previous wave's from the same code (its unit totals
-    only, ``cuts=False``).
     """
-    scores = cells.scores
-    before_scores = construct_scores(previous.instrument, previous.answers)
+    scores = construct_scores(previous.instrument, previous.answers)
     if previous_published is None:
-        before_hidden = np.asarray(suppress_cells(previous, before_scores).hidden, dtype=np.bool_)[:, 0]
+        hidden = np.asarray(suppress_cells(previous, scores).hidden, dtype=np.bool_)[:, 0]
     else:
         shown = set(previous_published)
-        before_hidden = np.array([key not in shown for key in previous.tree.keys], dtype=np.bool_)
+        hidden = np.array([key not in shown for key in previous.tree.keys], dtype=np.bool_)
+    totals = cell_statistics(previous, scores, tree_plan(previous.tree.parent), distributions=False, cuts=False)
+    return _Previous(previous, scores, hidden, *unit_moments(totals))
+
+
+def _changes(
+    data: WaveData, cells: CellStatistics, hidden_total: npt.NDArray[np.bool_], before: _Previous
+) -> tuple[Change, ...]:
+    """Per unit (in both waves) and shared construct: the change since the previous wave, published only where
+    the unit's total cell is published in both waves' tables; BH over each construct's published changes.
+
+    This wave's unit totals come from its cell table (``unit_moments``), the previous wave's from
+    ``_previous_wave``.
+    """
+    scores = cells.scores
+    previous = before.data
     index = {key: i for i, key in enumerate(previous.tree.keys)}
     here = np.array([i for i, key in enumerate(data.tree.keys) if key in index], dtype=np.int64)
     there = np.array([index[data.tree.keys[i]] for i in here], dtype=np.int64)
-    published = ~hidden_total[here] & ~before_hidden[there]
+    published = ~hidden_total[here] & ~before.hidden[there]
     before_ids = {c.id: j for j, c in enumerate(previous.instrument.constructs)}
-    before = cell_statistics(previous, before_scores, tree_plan(previous.tree.parent), distributions=False, cuts=False)
     n1, m1, v1 = unit_moments(cells)
-    n0, m0, v0 = unit_moments(before)
+    n0, m0, v0 = before.n, before.mean, before.var
     keys = [data.tree.keys[u] for u in here.tolist()]
     shown_at, hidden_at = np.flatnonzero(published), np.flatnonzero(~published)
     shown_keys = [keys[i] for i in shown_at.tolist()]
@@ -401,7 +417,7 @@ def _changes(
         k = before_ids.get(construct.id)
         if k is None:
             continue
-        nps = construct.scale == "nps" and j == scores.enps_construct and k == before_scores.enps_construct
+        nps = construct.scale == "nps" and j == scores.enps_construct and k == before.scores.enps_construct
         a_n, a_m, a_v = n1[here, j], m1[here, j], v1[here, j]
         b_n, b_m, b_v = n0[there, k], m0[there, k], v0[there, k]
         if nps:
@@ -567,15 +583,17 @@ def build_table(
         None if hidden_before is None else hidden_before.participation,
     )
     comments = _comments(data, plan, None if hidden_before is None else hidden_before.comments)
-    cells = cell_statistics(data, scores, plan, prepared=cell_layout)
+    before = None if previous is None else _previous_wave(previous, previous_published)
 
     # Per team (own unit) and construct: n, sum and sum of squares of what flags compare and of the construct
     # scores (the same numbers but for the eNPS construct), counted once for the flags and the reliability.
-    values, given, _ = _flag_values(scores)
+    values, given = _flag_values(scores)
     flag_moments = _team_moments(unit, values, given, plan.size)
     score_moments = _score_moments(unit, scores, flag_moments)
     reliability = _reliability(data, plan, hidden[:, 0], alpha_nan_policy, score_moments)
-    changes = _changes(data, cells, hidden[:, 0], previous, previous_published) if previous is not None else ()
+    # The cell table last of all that need no cells: what came before has let go of its memory for it.
+    cells = cell_statistics(data, scores, plan, prepared=cell_layout)
+    changes = () if before is None else _changes(data, cells, hidden[:, 0], before)
 
     # Flags read the published unit totals only.
     constructs = data.instrument.constructs
@@ -591,7 +609,7 @@ def build_table(
     flags: list[Flag] = []
     flags += below_flags(constructs, figures)
     flags += below_org_flags(constructs, figures, org)
-    flags += decline_flags(constructs, changes, spread)
+    flags += decline_flags(constructs, [c for c in changes if not c.suppressed], spread)
     flags += barrier_flags(data.instrument, data.tree.keys, published_total, answered, chosen)
     flags += participation_flags(participation, data.instrument.low_participation)
 
