@@ -13,7 +13,8 @@ In one run it times:
    still computes intervals, favourable shares and eNPS); checked equal on every cell;
 3. ``scoring.build_table``, the whole published table with the anonymity guard (suppression and its audit),
    reliability, changes and flags, in a child process with a timeout, and the guard's ``suppress`` on the
-   result cells alone.
+   result cells alone; then the same build once more with its stages timed (``stage_times``: the guard, cell
+   statistics, participation, comments, changes, reliability, flags), for where the time goes.
 
 Pandas and the engine run alternately (best of ``--repeat`` each, and the spread of the pair ratios), so a
 burst of load from elsewhere falls on both. It prints the times, the ratios and peak memory (tracemalloc in
@@ -339,8 +340,75 @@ def check_agree(data: WaveData, frame: pd.DataFrame) -> None:
             np.testing.assert_allclose(cells.construct_stats[1, units, w, j], sd, rtol=1e-7, atol=1e-9)
 
 
+# The stages of build_table, by the functions of scoring.build that make them (the guard: every suppress_partition
+# call, wherever it is made; the other stages exclude the guard calls inside them).
+STAGES: dict[str, tuple[str, ...]] = {
+    "guard": ("suppress_partition",),
+    "cell_statistics": ("cell_statistics",),
+    "participation": ("participation_cells",),
+    "comments": ("_comments",),
+    "changes": ("_previous_wave", "_changes"),
+    "reliability": ("_reliability",),
+    "flags": (
+        "_team_moments",
+        "_score_moments",
+        "_org_baseline",
+        "_multi_totals",
+        "below_flags",
+        "below_org_flags",
+        "decline_flags",
+        "barrier_flags",
+        "participation_flags",
+    ),
+    "cell_arrays": ("_cell_arrays",),
+}
+
+
+def stage_times(build: Callable[[], Any]) -> tuple[float, dict[str, float]]:
+    """Run ``build`` (a build_table call) with the stage functions of ``scoring.build`` timed: the whole wall time
+    and seconds per stage. A stage's time excludes the guard calls inside it; a stage function called inside
+    another stage (the previous wave's cell statistics inside changes) counts for the outer one."""
+    from scoring import build as module
+
+    spent = dict.fromkeys(STAGES, 0.0)
+    active: list[str] = []
+
+    def timed(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if active and stage != "guard":
+                return fn(*args, **kwargs)
+            start = time.perf_counter()
+            active.append(stage)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                active.pop()
+                took = time.perf_counter() - start
+                spent[stage] += took
+                if active:
+                    spent[active[-1]] -= took
+
+        return call
+
+    originals = {name: getattr(module, name) for names in STAGES.values() for name in names if hasattr(module, name)}
+    for stage, names in STAGES.items():
+        for name in names:
+            if name in originals:
+                setattr(module, name, timed(stage, originals[name]))
+    try:
+        gc.collect()
+        start = time.perf_counter()
+        build()
+        whole = time.perf_counter() - start
+    finally:
+        for name, fn in originals.items():
+            setattr(module, name, fn)
+    return whole, spent
+
+
 def guarded(respondents: int, units: int, previous: bool) -> None:
-    """Child process: time build_table (and the guard on its own) and print one line per result as it comes."""
+    """Child process: time build_table (and the guard on its own) and print one line per result as it comes; then
+    build it again with its stages timed (``stage_times``), for where the time goes."""
     data = synthetic_wave(respondents, units, 5)
     before = synthetic_wave(respondents, units, 5, seed=8, wave_id=1, shift=0.1) if previous else None
     shown = None
@@ -359,6 +427,11 @@ def guarded(respondents: int, units: int, previous: bool) -> None:
     hidden = sum(c.suppressed for c in table.cells)
     print(f"cells {len(table.cells)} {hidden} {len(table.flags)}", flush=True)
     print(f"maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}", flush=True)
+    del table
+    whole, spent = stage_times(lambda: build_table(data, before, previous_published=shown))
+    print(f"again {whole:.3f}", flush=True)
+    for stage, seconds in spent.items():
+        print(f"stage:{stage} {seconds:.3f}", flush=True)
 
 
 def run_guarded(respondents: int, units: int, previous: bool, timeout: float) -> dict[str, str]:
@@ -436,6 +509,15 @@ def main() -> None:
                 f"result cells {float(found['guard']):.3f} s; {int(n_cells):,} cells, {int(hidden):,} hidden, "
                 f"{flags} flags; peak RSS {found['maxrss']} MiB"
             )
+            if "again" in found:
+                stages = {key.split(":", 1)[1]: float(v) for key, v in found.items() if key.startswith("stage:")}
+                again = float(found["again"])
+                rest = again - sum(stages.values())
+                parts = ", ".join(f"{stage} {seconds:.3f}" for stage, seconds in stages.items() if seconds >= 0.0005)
+                print(
+                    f"    built again with its stages timed: {again:.3f} s = {parts}, "
+                    f"other (scores, tree, assembly) {rest:.3f}; all but the guard {again - stages['guard']:.3f} s"
+                )
         else:
             guard = f"guard alone {float(found['guard']):.3f} s" if "guard" in found else "the guard did not finish"
             print(f"  {label}: {found['status']} ({guard})")

@@ -16,10 +16,9 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
 
 from scoring import stats
-from scoring.cells import CellStatistics, cell_statistics, points
+from scoring.cells import CellStatistics, cell_statistics, layout, points, unit_moments
 from scoring.flags import (
     OrgBaseline,
     UnitFigures,
@@ -118,6 +117,15 @@ def suppress_cells(data: WaveData, scores: Scores, hidden_before: npt.NDArray[np
     )
 
 
+def _reason_names(suppression: Suppression, hidden: npt.NDArray[np.bool_]) -> list[str | None]:
+    """Reason of each unit's total cell (column 0) by name, None where published: one name looked up per code."""
+    raw = np.asarray(suppression.reason)[:, 0]
+    names: dict[int, str] = {}
+    for code in np.unique(raw[hidden]).tolist():
+        names[code] = suppression.reason_name(int(np.flatnonzero(hidden & (raw == code))[0]), 0)
+    return [names[code] if h else None for code, h in zip(raw.tolist(), hidden.tolist(), strict=True)]
+
+
 def _reason_codes(suppression: Suppression) -> tuple[npt.NDArray[np.int64], tuple[str, ...]]:
     """Reason of every cell as an index into a tuple of names (-1 for published cells)."""
     raw = np.asarray(suppression.reason)
@@ -167,15 +175,14 @@ def participation_cells(
         [Statistic(np.ones(unit.size, dtype=np.bool_), answered, (0.0, 1.0), "participation")],
         None if hidden_before is None else np.asarray(hidden_before, dtype=np.bool_).reshape(-1, 1),
     )
-    hidden = np.asarray(suppression.hidden, dtype=np.bool_)
-    plan = tree_plan(p)
-    totals = plan.rollup(np.stack([inv, res], axis=1).astype(np.float64))
+    hidden = np.asarray(suppression.hidden, dtype=np.bool_)[:, 0]
+    reasons = _reason_names(suppression, hidden)
+    totals = tree_plan(p).rollup(np.stack([inv, res], axis=1).astype(np.float64)).astype(np.int64).tolist()
     cells = []
-    for u, key in enumerate(keys):
-        if hidden[u, 0]:
-            cells.append(ParticipationCell(key, True, suppression.reason_name(u, 0)))
+    for key, h, reason, (i, r) in zip(keys, hidden.tolist(), reasons, totals, strict=True):
+        if h:
+            cells.append(ParticipationCell(key, True, reason))
         else:
-            i, r = int(totals[u, 0]), int(totals[u, 1])
             cells.append(ParticipationCell(key, False, None, i, r, r / i if i else None))
     return tuple(cells)
 
@@ -192,9 +199,10 @@ def _cell_arrays(
     construct_n = cells.construct_n
     construct_n[hidden] = 0
     item_n, item_mean, counts = cells.item_n, cells.item_mean, cells.counts
-    item_n[hidden] = 0
+    # Both are (U, W, .) views of (W, U, .) memory (``CellStatistics``): blanked in the order they are stored.
+    item_n.transpose(1, 0, 2)[hidden.T] = 0
     item_mean[hidden] = np.nan
-    counts[hidden] = 0
+    counts.transpose(1, 0, 2)[hidden.T] = 0
     enps = cells.enps
     if enps is not None:
         enps[hidden] = np.nan
@@ -221,73 +229,90 @@ def _cell_arrays(
 def _team_moments(
     unit: npt.NDArray[np.int64], values: npt.NDArray[np.float64], given: npt.NDArray[np.bool_], n_units: int
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Per own unit (team): count, sum and sum of squares of the given values."""
-    v = np.where(given, values, 0.0)
-    sums = [np.bincount(unit, weights=w, minlength=n_units) for w in (given.astype(np.float64), v, v * v)]
-    n, total, squares = (np.asarray(x, dtype=np.float64) for x in sums)
+    """(U, C) per own unit (team) and column: count, sum and sum of squares of the given (R, C) values."""
+    n, total, squares = (np.empty((n_units, values.shape[1])) for _ in range(3))
+    for j in range(values.shape[1]):
+        v = np.where(given[:, j], values[:, j], 0.0)
+        n[:, j] = np.bincount(unit, weights=given[:, j].astype(np.float64), minlength=n_units)
+        total[:, j] = np.bincount(unit, weights=v, minlength=n_units)
+        squares[:, j] = np.bincount(unit, weights=v * v, minlength=n_units)
     return n, total, squares
 
 
-def _flag_values(scores: Scores) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
-    """(R, C) respondent values that flags and changes compare, which of them count, and a centre per
-    construct (for accurate sums of squares): construct scores, and +100/0/-100 for the eNPS construct."""
+def _flag_values(scores: Scores) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """(R, C) respondent values that flags compare and which of them count: construct scores, and +100/0/-100
+    for the eNPS construct."""
     values = scores.score.copy()
-    centre = np.array([sum(SCALE_BOUNDS[c.scale]) / 2 for c in scores.constructs], dtype=np.float64)
     if scores.enps_construct is not None and scores.enps is not None:
         values[:, scores.enps_construct] = 100 * scores.enps
-        centre[scores.enps_construct] = 0.0
-    return values, scores.counted, centre
+    return values, scores.counted
 
 
-def _org_baseline(
-    plan: TreePlan, unit: npt.NDArray[np.int64], values: npt.NDArray[np.float64], given: npt.NDArray[np.bool_]
-) -> OrgBaseline:
-    """Per root and construct: organisation mean, tau^2 and sigma^2 (MSW) from teams = respondents' own units."""
-    u, c = plan.size, values.shape[1]
+Moments = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
+
+
+def _score_moments(unit: npt.NDArray[np.int64], scores: Scores, flag_moments: Moments) -> Moments:
+    """Team moments of the construct scores: those of the flag values (``_flag_values``), but for the eNPS
+    construct, whose flag values are +100/0/-100, counted from its scores."""
+    j = scores.enps_construct
+    if j is None:
+        return flag_moments
+    n, total, squares = (a.copy() for a in flag_moments)
+    own = _team_moments(unit, scores.score[:, [j]], scores.counted[:, [j]], n.shape[0])
+    for a, b in zip((n, total, squares), own, strict=True):
+        a[:, j] = b[:, 0]
+    return n, total, squares
+
+
+def _org_baseline(plan: TreePlan, moments: Moments) -> OrgBaseline:
+    """Per root and construct: organisation mean, tau^2 and sigma^2 (MSW) from teams = respondents' own units.
+
+    ``moments``: (U, C) count, sum and sum of squares per team of the values flags compare (``_flag_values``).
+    """
+    n, s, ss = moments
+    u, c = n.shape
     mu, tau2, sigma2 = (np.full((u, c), np.nan) for _ in range(3))
     roots = np.flatnonzero(plan.parent < 0)
     for j in range(c):
-        n, s, ss = _team_moments(unit, values[:, j], given[:, j], u)
         for root in roots:
             teams = plan.root == root
-            anova = stats.oneway(n[teams], s[teams], ss[teams])
+            anova = stats.oneway(n[teams, j], s[teams, j], ss[teams, j])
             mu[root, j], tau2[root, j], sigma2[root, j] = anova.grand_mean, anova.tau2, anova.msw
     return OrgBaseline(mu, tau2, sigma2)
 
 
-def _unit_totals(
-    plan: TreePlan,
-    unit: npt.NDArray[np.int64],
-    values: npt.NDArray[np.float64],
-    given: npt.NDArray[np.bool_],
-    shift: npt.NDArray[np.float64],
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """(U, C) rolled-up n, mean and sample variance of ``values`` where ``given`` (sums taken around ``shift``)."""
-    r, c = values.shape
-    indicator = sparse.csr_array((np.ones(r), (unit, np.arange(r))), shape=(plan.size, r))
-    centred = np.where(given, values - shift, 0.0)
-    q = np.concatenate([given.astype(np.float64), centred, centred * centred], axis=1)
-    rolled = plan.rollup(np.asarray(indicator @ q))
-    n = rolled[:, :c]
-    mean, var = stats.moments(n, rolled[:, c : 2 * c], rolled[:, 2 * c :])
-    return n, mean + shift, var
-
-
 def _reliability(
-    data: WaveData, scores: Scores, plan: TreePlan, hidden_total: npt.NDArray[np.bool_], nan_policy: str
+    data: WaveData,
+    plan: TreePlan,
+    hidden_total: npt.NDArray[np.bool_],
+    nan_policy: str,
+    moments: Moments,
 ) -> tuple[Reliability, ...]:
-    """Alpha (Feldt interval), mean rwg(J) and ICC(1) of every construct over each organisation (root)."""
+    """Alpha (Feldt interval), mean rwg(J) and ICC(1) of every construct over each organisation (root).
+
+    ``moments``: (U, C) count, sum and sum of squares of the construct scores per team (own unit), for ICC(1).
+    """
     column = {item.id: j for j, item in enumerate(data.instrument.items)}
     unit = np.asarray(data.unit, dtype=np.int64)
+    n, s, ss = moments
+    # Each construct's (recoded) answers, taken once for every organisation.
+    answers = []
+    for construct in data.instrument.constructs:
+        low, high = SCALE_BOUNDS[construct.scale]
+        x = np.take(data.answers, [column[i] for i in construct.items], axis=1)
+        flip = [k for k, i in enumerate(construct.items) if i in construct.reverse]
+        x[:, flip] = low + high - x[:, flip]
+        answers.append(x)
     out = []
     policy: Literal["listwise", "pairwise"] = "pairwise" if nan_policy == "pairwise" else "listwise"
     for root in np.flatnonzero(plan.parent < 0):
         members = plan.root[unit] == root
+        everyone = bool(members.all())
+        team = unit if everyone else unit[members]
+        teams = plan.root == root
         for j, construct in enumerate(data.instrument.constructs):
             low, high = SCALE_BOUNDS[construct.scale]
-            x = data.answers[np.ix_(members, [column[i] for i in construct.items])]
-            flip = np.array([i in construct.reverse for i in construct.items], dtype=np.bool_)
-            x = np.where(flip, low + high - x, x)
+            x = answers[j] if everyone else answers[j][members]
             alpha = cronbach_alpha(x, policy)
             key = data.tree.keys[root]
             if hidden_total[root] or alpha.n < data.min_group_size:
@@ -297,11 +322,9 @@ def _reliability(
                     )
                 )
                 continue
-            team = unit[members]
             rwg = rwg_j(x, team, high - low + 1)[0] if team.size else np.array([])
             valid = np.isfinite(rwg)
-            n, s, ss = _team_moments(team, scores.score[members, j], scores.counted[members, j], plan.size)
-            icc = stats.oneway(n, s, ss).icc1
+            icc = stats.oneway(n[teams, j], s[teams, j], ss[teams, j]).icc1
 
             def num(v: float) -> float | None:
                 return float(v) if np.isfinite(v) else None
@@ -325,46 +348,76 @@ def _reliability(
     return tuple(out)
 
 
-def _changes(
-    data: WaveData,
-    scores: Scores,
-    plan: TreePlan,
-    hidden_total: npt.NDArray[np.bool_],
-    previous: WaveData,
-    previous_published: Collection[str] | None,
-) -> tuple[Change, ...]:
-    """Per unit (in both waves) and shared construct: the change since ``previous``, published only where the
-    unit's total cell is published in both waves' tables; BH over each construct's published changes.
+def _floats(x: npt.NDArray[np.float64]) -> list[float | None]:
+    """Python floats for the table, None where not finite (NaN: undefined)."""
+    out = x.astype(object)
+    out[~np.isfinite(x)] = None
+    found: list[float | None] = out.tolist()
+    return found
+
+
+@dataclass(frozen=True, eq=False)
+class _Previous:
+    """What the changes need of the previous wave: the wave, its scores, which unit totals its table hides (U0,),
+    and every unit's n, mean and variance per construct (U0, C0), from ``unit_moments``."""
+
+    data: WaveData
+    scores: Scores
+    hidden: npt.NDArray[np.bool_]
+    n: npt.NDArray[np.float64]
+    mean: npt.NDArray[np.float64]
+    var: npt.NDArray[np.float64]
+
+
+def _previous_wave(previous: WaveData, previous_published: Collection[str] | None) -> _Previous:
+    """The previous wave's part of the changes: its unit totals through the same code as this wave's cells (its
+    unit totals only, ``cuts=False``), and the pattern its table shows.
 
     ``previous_published``: the units whose total the previous wave's served table publishes. A change published
     where that table hides the unit would give its mean away (this mean minus the change), so the served pattern
     decides, not one computed again (it can differ when the guard has changed since). Without it, the previous
     wave's pattern is computed here.
     """
-    before_scores = construct_scores(previous.instrument, previous.answers)
+    scores = construct_scores(previous.instrument, previous.answers)
     if previous_published is None:
-        before_hidden = np.asarray(suppress_cells(previous, before_scores).hidden, dtype=np.bool_)[:, 0]
+        hidden = np.asarray(suppress_cells(previous, scores).hidden, dtype=np.bool_)[:, 0]
     else:
         shown = set(previous_published)
-        before_hidden = np.array([key not in shown for key in previous.tree.keys], dtype=np.bool_)
-    before_plan = tree_plan(previous.tree.parent)
+        hidden = np.array([key not in shown for key in previous.tree.keys], dtype=np.bool_)
+    totals = cell_statistics(previous, scores, tree_plan(previous.tree.parent), distributions=False, cuts=False)
+    return _Previous(previous, scores, hidden, *unit_moments(totals))
+
+
+def _changes(
+    data: WaveData, cells: CellStatistics, hidden_total: npt.NDArray[np.bool_], before: _Previous
+) -> tuple[Change, ...]:
+    """Per unit (in both waves) and shared construct: the change since the previous wave, published only where
+    the unit's total cell is published in both waves' tables; BH over each construct's published changes.
+
+    This wave's unit totals come from its cell table (``unit_moments``), the previous wave's from
+    ``_previous_wave``.
+    """
+    scores = cells.scores
+    previous = before.data
     index = {key: i for i, key in enumerate(previous.tree.keys)}
     here = np.array([i for i, key in enumerate(data.tree.keys) if key in index], dtype=np.int64)
     there = np.array([index[data.tree.keys[i]] for i in here], dtype=np.int64)
-    published = ~hidden_total[here] & ~before_hidden[there]
+    published = ~hidden_total[here] & ~before.hidden[there]
     before_ids = {c.id: j for j, c in enumerate(previous.instrument.constructs)}
-    values, given, shift = _flag_values(scores)
-    before_values, before_given, before_shift = _flag_values(before_scores)
-    n1, m1, v1 = _unit_totals(plan, np.asarray(data.unit, dtype=np.int64), values, given, shift)
-    n0, m0, v0 = _unit_totals(
-        before_plan, np.asarray(previous.unit, dtype=np.int64), before_values, before_given, before_shift
-    )
+    n1, m1, v1 = unit_moments(cells)
+    n0, m0, v0 = before.n, before.mean, before.var
+    keys = [data.tree.keys[u] for u in here.tolist()]
+    shown_at, hidden_at = np.flatnonzero(published), np.flatnonzero(~published)
+    shown_keys = [keys[i] for i in shown_at.tolist()]
+    hidden_keys = [keys[i] for i in hidden_at.tolist()]
+    reasons = np.where(hidden_total[here[hidden_at]], "suppressed", "previous_suppressed").tolist()
+    in_order = published.tolist()
     out: list[Change] = []
     for j, construct in enumerate(data.instrument.constructs):
         k = before_ids.get(construct.id)
         if k is None:
             continue
-        nps = construct.scale == "nps" and j == scores.enps_construct and k == before_scores.enps_construct
+        nps = construct.scale == "nps" and j == scores.enps_construct and k == before.scores.enps_construct
         a_n, a_m, a_v = n1[here, j], m1[here, j], v1[here, j]
         b_n, b_m, b_v = n0[there, k], m0[there, k], v0[there, k]
         if nps:
@@ -381,35 +434,28 @@ def _changes(
         p = np.where(published, p, np.nan)
         q = stats.benjamini_hochberg(p)
         test = "enps" if nps else "welch"
-        for i, u in enumerate(here):
-            key = data.tree.keys[u]
-            if not published[i]:
-                reason = "suppressed" if hidden_total[u] else "previous_suppressed"
-                out.append(Change(key, construct.id, True, reason, test))
-                continue
-
-            def num(v: float) -> float | None:
-                return float(v) if np.isfinite(v) else None
-
-            out.append(
-                Change(
-                    unit=key,
-                    construct=construct.id,
-                    suppressed=False,
-                    reason=None,
-                    test=test,
-                    n=int(a_n[i]),
-                    mean=num(a_m[i]),
-                    previous_n=int(b_n[i]),
-                    previous_mean=num(b_m[i]),
-                    difference=num(difference[i]),
-                    statistic=num(statistic[i]),
-                    df=num(df[i]),
-                    p=num(p[i]),
-                    p_adjusted=num(q[i]),
-                    significant=bool(q[i] <= construct.flags.alpha) if np.isfinite(q[i]) else None,
-                )
+        alpha, cid = construct.flags.alpha, construct.id
+        withheld = [Change(key, cid, True, reason, test) for key, reason in zip(hidden_keys, reasons, strict=True)]
+        # Positional, in field order (unit, construct, suppressed, reason, test, n, mean, previous_n,
+        # previous_mean, difference, statistic, df, p, p_adjusted, significant): there are many.
+        given = [
+            Change(key, cid, False, None, test, n, mean, n0_, m0_, d, t, f, p_, q_, None if q_ is None else q_ <= alpha)
+            for key, n, mean, n0_, m0_, d, t, f, p_, q_ in zip(
+                shown_keys,
+                a_n[shown_at].astype(np.int64).tolist(),
+                _floats(a_m[shown_at]),
+                b_n[shown_at].astype(np.int64).tolist(),
+                _floats(b_m[shown_at]),
+                _floats(difference[shown_at]),
+                _floats(statistic[shown_at]),
+                _floats(df[shown_at]),
+                _floats(p[shown_at]),
+                _floats(q[shown_at]),
+                strict=True,
             )
+        ]
+        next_given, next_withheld = iter(given).__next__, iter(withheld).__next__
+        out.extend([next_given() if s else next_withheld() for s in in_order])  # back in unit order
     return tuple(out)
 
 
@@ -444,27 +490,35 @@ def _comments(
         statistics,
         None if hidden_before is None else np.asarray(hidden_before, dtype=np.bool_).reshape(-1, 1),
     )
-    hidden = np.asarray(suppression.hidden, dtype=np.bool_)
-    # Texts by unit subtree: each text goes to its writer's unit and every ancestor.
-    texts: dict[str, dict[int, list[str]]] = {}
+    hidden = np.asarray(suppression.hidden, dtype=np.bool_)[:, 0]
+    reasons = _reason_names(suppression, hidden)
+    # Texts by unit subtree: each text goes to its writer's unit and every ancestor. Per item, the texts sorted
+    # once (the shuffle must not depend on input order) and the (unit, rank) pairs grouped by unit: each unit's
+    # texts come out sorted, as slices of one array.
+    texts: dict[str, tuple[list[str], npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
     for item in items:
         pairs = data.comments.get(item, ())
-        by_unit: dict[int, list[str]] = {}
-        if pairs:
-            writers = np.array([i for i, _ in pairs], dtype=np.int64)
-            chain = plan.ancestors[unit[writers]]
-            for t, row in enumerate(chain):
-                for a in row[row >= 0]:
-                    by_unit.setdefault(int(a), []).append(pairs[t][1])
-        texts[item] = by_unit
+        ordered = sorted(range(len(pairs)), key=lambda t: pairs[t][1])
+        rank = np.empty(len(pairs), dtype=np.int64)
+        rank[ordered] = np.arange(len(pairs))
+        writers = np.array([i for i, _ in pairs], dtype=np.int64)
+        chain = plan.ancestors[unit[writers]]
+        holder = chain.ravel()
+        taken = holder >= 0
+        holder = holder[taken]
+        which = np.repeat(rank, chain.shape[1])[taken]
+        by_unit = np.lexsort((which, holder))
+        bounds = np.searchsorted(holder[by_unit], np.arange(plan.size + 1))
+        texts[item] = ([pairs[t][1] for t in ordered], which[by_unit], bounds)
     cells = []
     for u, key in enumerate(data.tree.keys):
-        if hidden[u, 0]:
-            cells.append(CommentCell(key, True, suppression.reason_name(u, 0)))
+        if hidden[u]:
+            cells.append(CommentCell(key, True, reasons[u]))
             continue
         groups = []
         for item in items:
-            found = sorted(texts[item].get(u, []))  # sorted first: the shuffle must not depend on input order
+            ordered_texts, ranks, bounds = texts[item]
+            found = [ordered_texts[t] for t in ranks[bounds[u] : bounds[u + 1]].tolist()]
             order = np.random.default_rng(_seed(data.wave_id, key, item)).permutation(len(found))
             groups.append(CommentGroup(item, tuple(found[i] for i in order)))
         cells.append(CommentCell(key, False, None, tuple(groups)))
@@ -478,7 +532,7 @@ def _multi_totals(
     answered, chosen = {}, {}
     for i, item in enumerate(cells.items):
         if item.type == "multi":
-            answered[item.id] = cells.item_n[:, 0, i]
+            answered[item.id] = cells.item_n[:, 0, i].astype(np.int64)
             lo, hi = cells.item_offsets[i], cells.item_offsets[i + 1]
             chosen[item.id] = cells.counts[:, 0, lo:hi].astype(np.int64)
     return answered, chosen
@@ -512,13 +566,12 @@ def build_table(
     plan = tree_plan(data.tree.parent)
     unit = np.asarray(data.unit, dtype=np.int64)
     scores = construct_scores(data.instrument, data.answers)
-    cells = cell_statistics(data, scores, plan)
+    cell_layout = layout(data, plan)  # checks the units and attribute codes before the guard sees them
+    # The guard first, cells after: the table's arrays then reuse the memory the guard has let go of, instead of
+    # the two being held at once (fresh memory is slow to touch).
     suppression = suppress_cells(data, scores, None if hidden_before is None else hidden_before.cells)
     hidden = np.asarray(suppression.hidden, dtype=np.bool_)
     published_total = ~hidden[:, 0]
-
-    reliability = _reliability(data, scores, plan, hidden[:, 0], alpha_nan_policy)
-    changes = _changes(data, scores, plan, hidden[:, 0], previous, previous_published) if previous is not None else ()
     responded = np.bincount(unit, minlength=plan.size)
     invited = np.maximum(np.asarray(data.invited, dtype=np.int64), responded)
     participation = participation_cells(
@@ -529,23 +582,34 @@ def build_table(
         data.min_group_size,
         None if hidden_before is None else hidden_before.participation,
     )
+    comments = _comments(data, plan, None if hidden_before is None else hidden_before.comments)
+    before = None if previous is None else _previous_wave(previous, previous_published)
+
+    # Per team (own unit) and construct: n, sum and sum of squares of what flags compare and of the construct
+    # scores (the same numbers but for the eNPS construct), counted once for the flags and the reliability.
+    values, given = _flag_values(scores)
+    flag_moments = _team_moments(unit, values, given, plan.size)
+    score_moments = _score_moments(unit, scores, flag_moments)
+    reliability = _reliability(data, plan, hidden[:, 0], alpha_nan_policy, score_moments)
+    # The cell table last of all that need no cells: what came before has let go of its memory for it.
+    cells = cell_statistics(data, scores, plan, prepared=cell_layout)
+    changes = () if before is None else _changes(data, cells, hidden[:, 0], before)
 
     # Flags read the published unit totals only.
     constructs = data.instrument.constructs
-    values, given, _ = _flag_values(scores)
     mean = cells.construct_stats[0, :, 0, :].copy()
     ci_high = cells.construct_stats[3, :, 0, :].copy()
     if scores.enps_construct is not None and cells.enps is not None:
         mean[:, scores.enps_construct] = cells.enps[:, 0, 1]
         ci_high[:, scores.enps_construct] = cells.enps[:, 0, 3]
     figures = UnitFigures(data.tree.keys, plan.root, published_total, cells.construct_n[:, 0, :].copy(), mean, ci_high)
-    org = _org_baseline(plan, unit, values, given)
+    org = _org_baseline(plan, flag_moments)
     spread = {c.id: float(np.sqrt(org.sigma2[plan.root[0], j])) for j, c in enumerate(constructs)} if plan.size else {}
     answered, chosen = _multi_totals(data, cells)
     flags: list[Flag] = []
     flags += below_flags(constructs, figures)
     flags += below_org_flags(constructs, figures, org)
-    flags += decline_flags(constructs, changes, spread)
+    flags += decline_flags(constructs, [c for c in changes if not c.suppressed], spread)
     flags += barrier_flags(data.instrument, data.tree.keys, published_total, answered, chosen)
     flags += participation_flags(participation, data.instrument.low_participation)
 
@@ -569,6 +633,6 @@ def build_table(
         reliability=reliability,
         changes=changes,
         flags=tuple(flags),
-        comments=_comments(data, plan, None if hidden_before is None else hidden_before.comments),
+        comments=comments,
         participation=participation,
     )

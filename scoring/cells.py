@@ -4,7 +4,7 @@ A cell is a unit rolled up (column 0) or a unit cut by one attribute value (colu
 attribute + value index). Each respondent adds to 1 + n_attributes cells of their own unit: one sparse
 indicator matrix ``S`` (cells x respondents) turns respondent-level quantities ``Q`` (counts, sums and sums
 of squares of construct scores, favourable marks, eNPS categories, item answers) into every unit's direct
-sums in one product ``S @ Q``; the distributions come from ``np.bincount`` over (unit, value, point) keys.
+sums in one product ``S @ Q``; the distributions are counted in place (``np.add.at`` over (cell, point) keys).
 ``TreePlan.rollup`` then adds direct sums up the tree (one sparse product for the whole tree). Means,
 standard deviations, intervals, favourable shares and eNPS follow element-wise from those sums, for all
 cells at once: no Python loop over units, cells or respondents.
@@ -23,7 +23,15 @@ from scoring.rollup import TreePlan, tree_plan
 from scoring.scales import Scores, construct_scores
 from scoring.spec import SCALE_BOUNDS, ItemSpec, WaveData
 
-__all__ = ["CONSTRUCT_FIELDS", "CellStatistics", "Layout", "cell_statistics", "distribution_items", "layout"]
+__all__ = [
+    "CONSTRUCT_FIELDS",
+    "CellStatistics",
+    "Layout",
+    "cell_statistics",
+    "distribution_items",
+    "layout",
+    "unit_moments",
+]
 
 CONSTRUCT_FIELDS = ("mean", "sd", "ci_low", "ci_high", "favourable", "favourable_low", "favourable_high", "index")
 SCALED = ("likert5", "likert7", "nps")
@@ -50,20 +58,23 @@ class Layout:
     plan: TreePlan
     width: int
     columns: tuple[tuple[str | None, str | None], ...]
+    blocks: tuple[int, ...]  # (A,) values of each attribute: its columns follow the previous attribute's
     keys: npt.NDArray[np.int64]  # (R, 1 + A)
     indicator: sparse.csr_array  # (U * width, R) int32
 
 
-def layout(data: WaveData, plan: TreePlan | None = None) -> Layout:
-    """The cell layout of a wave (checks the respondents' units and attribute codes)."""
+def layout(data: WaveData, plan: TreePlan | None = None, *, cuts: bool = True) -> Layout:
+    """The cell layout of a wave (checks the respondents' units and attribute codes); ``cuts=False``: the unit
+    totals only (one column)."""
     plan = plan or tree_plan(data.tree.parent)
     unit = np.asarray(data.unit, dtype=np.int64)
     n_units, r = plan.size, unit.shape[0]
     if unit.ndim != 1 or (r and (unit.min() < 0 or unit.max() >= n_units)):
         raise ValueError("every respondent's unit must index the tree")
+    attributes = data.attributes if cuts else ()
     columns: list[tuple[str | None, str | None]] = [(None, None)]
-    keys = np.empty((r, 1 + len(data.attributes)), dtype=np.int64)
-    for a, attribute in enumerate(data.attributes):
+    keys = np.empty((r, 1 + len(attributes)), dtype=np.int64)
+    for a, attribute in enumerate(attributes):
         codes = np.asarray(attribute.codes, dtype=np.int64)
         if codes.shape != (r,) or (r and (codes.min() < 0 or codes.max() >= len(attribute.values))):
             raise ValueError(f"attribute {attribute.name}: codes must index its values, one per respondent")
@@ -76,7 +87,8 @@ def layout(data: WaveData, plan: TreePlan | None = None) -> Layout:
     indicator = sparse.csr_array(
         (np.ones(keys.size, dtype=np.int32), (keys.ravel(), respondent)), shape=(n_units * width, r)
     )
-    return Layout(plan, width, tuple(columns), keys, indicator)
+    blocks = tuple(len(a.values) for a in attributes)
+    return Layout(plan, width, tuple(columns), blocks, keys, indicator)
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,6 +103,7 @@ class CellStatistics:
     item_n:         (U, W, I) answered (for ``multi``: answered the item).
     item_mean:      (U, W, I) mean answer of scaled items, NaN for ``single``/``multi`` or n = 0.
     counts:         (U, W, T) answers per point / option; item i at ``item_offsets[i]:item_offsets[i + 1]``.
+    ``item_n`` and ``counts`` are views of (W, U, .) memory: ``counts[u, w]`` is contiguous, the whole is not.
     enps:           (U, W, 7) n, score, ci_low, ci_high, promoters, passives, detractors (or None).
     """
 
@@ -105,68 +118,97 @@ class CellStatistics:
     construct_squares: npt.NDArray[np.float64]
     favourable_n: npt.NDArray[np.int64]
     construct_stats: npt.NDArray[np.float64]
-    item_n: npt.NDArray[np.int64]
+    item_n: npt.NDArray[np.int32]
     item_mean: npt.NDArray[np.float64]
     counts: npt.NDArray[np.int32]
     enps: npt.NDArray[np.float64] | None
 
 
-def _item_counts(
-    data: WaveData, items: tuple[ItemSpec, ...], cells: Layout
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
-    """(U, W, T) answers per point / chosen options in every cell (rolled up), and the items' offsets in T.
+CHUNK = 8192  # respondents whose answers are counted at once: their temporaries stay small and in cache
 
-    Per block of columns (the total, then each attribute's values): one ``np.bincount`` over (unit, value,
-    point) keys of the answers given, then the block's rollup, written into its slice of the result; block by
-    block so that only one block's direct counts exist beside the result.
+
+def _out_of_points(point: npt.NDArray[np.float64], limit: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Answers (already less the scale's lowest point) that are not one of the item's points."""
+    bad: npt.NDArray[np.bool_] = ~np.isnan(point) & ((point != np.round(point)) | (point < 0) | (point >= limit))
+    return bad
+
+
+def _distributions(
+    data: WaveData, items: tuple[ItemSpec, ...], offsets: npt.NDArray[np.int64], cells: Layout
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+    """(W, U, T) answers per point / chosen options, and (W, U, I) answers left open, in every cell (rolled up).
+
+    Column-major, so that each column is one contiguous (U, .) slab. The direct counts are added in place
+    (``np.add.at`` of (cell, point) keys, once per attribute), respondents taken in order of their unit and
+    CHUNK at a time: the keys of a chunk fall close together (several times faster than in the respondents'
+    order) and its temporaries are small and reused, so the only large arrays are the two results. Each slab is
+    then rolled up and written back over itself. A unit's total is the sum of its cuts by any one attribute
+    (every respondent has exactly one value of each), so with attributes the total column is added up from the
+    cuts of the attribute with the fewest values instead of counted. Checks the answers against their points.
     """
     column = {item.id: j for j, item in enumerate(data.instrument.items)}
     r = data.answers.shape[0]
-    sizes = [len(points(item)) for item in items]
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    width = int(offsets[-1])
+    u, w = cells.plan.size, cells.width
+    size, n_items = int(offsets[-1]), len(items)
+    sizes = np.diff(offsets)
+    counts = np.zeros((w, u, size), dtype=np.int32)  # a count never exceeds the respondents
+    unanswered = np.zeros((w, u, n_items), dtype=np.int32)
+    if not items:
+        return counts, unanswered
+    unit = np.asarray(data.unit, dtype=np.int64)
+    order = np.argsort(unit, kind="stable")
+    counted = cells.keys[:, 1:] if cells.blocks else cells.keys  # the total column only without attributes
+    cell = ((counted - unit[:, None] * w) * u + unit[:, None])[order]  # (R, B): (column, unit), by unit
+
+    def add(out: npt.NDArray[np.int32], rows: slice, per: npt.NDArray[np.int64], at: npt.NDArray[np.int64]) -> None:
+        """Count ``at`` (positions within a cell, ``per`` of them for each respondent of ``rows``) in every
+        counted column of those respondents."""
+        flat, width = out.reshape(-1), out.shape[2]
+        for b in range(cell.shape[1]):
+            key = np.repeat(cell[rows, b] * width, per)
+            key += at
+            np.add.at(flat, key, np.int32(1))
+
     single = [i for i, item in enumerate(items) if item.type != "multi"]
-    found: list[npt.NDArray[np.int64]] = []
     if single:
-        x = data.answers[:, [column[items[i].id] for i in single]]
+        cols = [column[items[i].id] for i in single]
         low = np.array([SCALE_BOUNDS[items[i].type][0] if items[i].type in SCALED else 0 for i in single])
-        point = x - low
-        given = ~np.isnan(point)
-        limit = np.array([sizes[i] for i in single])
-        bad = given & ((point != np.round(point)) | (point < 0) | (point >= limit))
-        if bad.any():
-            culprit = items[single[int(np.flatnonzero(bad.any(axis=0))[0])]].id
-            raise ValueError(f"item {culprit}: answers outside its scale or options")
-        who, which = np.nonzero(given)
-        found.append(np.stack([who, offsets[np.array(single)][which] + point[who, which].astype(np.int64)]))
+        limit, first, index = sizes[single], offsets[single], np.array(single, dtype=np.int64)
+        for start in range(0, r, CHUNK):
+            rows = slice(start, start + CHUNK)
+            point = np.take(np.take(data.answers, order[rows], axis=0), cols, axis=1)
+            point -= low
+            if _out_of_points(point, limit).any():
+                every = np.take(data.answers, cols, axis=1) - low
+                culprit = items[single[int(np.flatnonzero(_out_of_points(every, limit).any(axis=0))[0])]].id
+                raise ValueError(f"item {culprit}: answers outside its scale or options")
+            given = ~np.isnan(point)
+            point += first
+            add(counts, rows, given.sum(axis=1), point[given].astype(np.int64))
+            np.logical_not(given, out=given)
+            add(unanswered, rows, given.sum(axis=1), np.broadcast_to(index, given.shape)[given])
     for i, item in enumerate(items):
         if item.type == "multi":
             chosen = np.asarray(data.multi[item.id], dtype=np.bool_)
             if chosen.shape != (r, sizes[i]):
                 raise ValueError(f"item {item.id}: expected ({r}, {sizes[i]}) chosen options")
-            who, option = np.nonzero(chosen)
-            found.append(np.stack([who, offsets[i] + option]))
-    pairs = np.concatenate(found, axis=1) if found else np.zeros((2, 0), dtype=np.int64)
-    u, w = cells.plan.size, cells.width
-    unit = np.asarray(data.unit, dtype=np.int64)
-    counts = np.empty((u, w, width), dtype=np.int32)  # a count never exceeds the respondents
-    start = 0
-    for a in range(cells.keys.shape[1]):
-        block = 1 if a == 0 else len(data.attributes[a - 1].values)
-        local = cells.keys[:, a] - unit * w - start  # each respondent's value index within this block
-        base = (unit * block + local) * width  # per respondent, then gathered once per answer
-        direct = np.bincount(base[pairs[0]] + pairs[1], minlength=u * block * width)
-        rolled = cells.plan.rollup(direct.reshape(u, block * width).astype(np.int32))
-        counts[:, start : start + block] = rolled.reshape(u, block, width)
-        start += block
-    return counts, offsets
+            chosen = chosen[order]
+            add(counts, slice(None), chosen.sum(axis=1), offsets[i] + np.nonzero(chosen)[1])
+    for slabs in (counts, unanswered):
+        for c in range(1 if cells.blocks else 0, w):
+            slabs[c] = cells.plan.rollup(slabs[c])
+        if cells.blocks:
+            a = int(np.argmin(cells.blocks))
+            first_column = 1 + sum(cells.blocks[:a])
+            np.add.reduce(slabs[first_column : first_column + cells.blocks[a]], axis=0, out=slabs[0])
+    return counts, unanswered
 
 
 def _construct_figures(
     cn: npt.NDArray[np.int64],
     total: npt.NDArray[np.float64],
     squares: npt.NDArray[np.float64],
-    fav: npt.NDArray[np.float64],
+    fav: npt.NDArray[np.int64],
     shift: npt.NDArray[np.float64],
     bounds: npt.NDArray[np.float64],
     out: npt.NDArray[np.float64],
@@ -194,88 +236,92 @@ def cell_statistics(
     plan: TreePlan | None = None,
     *,
     distributions: bool = True,
+    cuts: bool = True,
+    prepared: Layout | None = None,
 ) -> CellStatistics:
     """Compute every cell of the wave's table, unsuppressed (see ``CellStatistics``).
 
-    Cost: a sparse product over R (1 + A) nonzeros for the moments, a bincount over the answers given per
+    Cost: a sparse product over R (1 + A) nonzeros for the moments, ``np.add.at`` over the answers given once per
     block of columns for the distributions, and a rollup of each. ``distributions=False`` skips the item
     distributions (``item_n``, ``item_mean`` and ``counts`` come back with zero items): the construct
-    statistics alone, what the benchmark compares with pandas.
+    statistics alone, what the benchmark compares with pandas. ``cuts=False`` computes the unit totals only
+    (W = 1): what ``unit_moments`` of an earlier wave needs. ``prepared``: the wave's ``layout`` when the caller
+    has made it already (``plan`` and ``cuts`` are then those it was made with).
+
+    Memory is what costs here (a fresh page is slower to touch than the arithmetic on it), so the order keeps
+    few large arrays alive at once: the distributions first (built in place), then the moments, whose
+    respondent-level and direct sums are dropped as soon as the rolled-up ones exist.
     """
     scores = scores or construct_scores(data.instrument, data.answers)
-    cells = layout(data, plan)
+    cells = prepared if prepared is not None else layout(data, plan, cuts=cuts)
     u, w = cells.plan.size, cells.width
     constructs = data.instrument.constructs
     c = len(constructs)
     items = distribution_items(data.instrument.items) if distributions else ()
     r = data.answers.shape[0]
+    multi = [i for i, item in enumerate(items) if item.type == "multi"]
 
-    # Respondent-level quantities Q (R, M), filled in place: 1 | counted, score - shift, (score - shift)^2,
-    # favourable per construct | promoter, passive, detractor | answered, per multi item | answered, per other
-    # item | answer (0 when not), per scaled item. One product and one rollup give every item's n and mean.
+    # Distributions: answers per point / chosen options in every cell, and per item the answers left open (an
+    # item's n is the cell's n minus those: a few percent of the answers instead of all of them). Both (W, U, .).
+    offsets = np.concatenate([[0], np.cumsum([len(points(item)) for item in items])]).astype(np.int64)
+    counts, answered = _distributions(data, items, offsets, cells)  # answered: the open answers until n is known
+
+    # Respondent-level quantities, filled in place: sums (R, 2C) float, score - shift and (score - shift)^2 per
+    # construct; whole numbers (R, M) int32, 1 | counted, favourable per construct | promoter, passive, detractor
+    # | per item: answered for a multi item, the answer (0 when not) for a scaled one, 0 otherwise. One product and
+    # one rollup of each give every cell's n, moments, eNPS, multi item n and scaled item sums; counts in int32
+    # are exact and half the memory of floats.
     bounds = np.array([SCALE_BOUNDS[con.scale] for con in constructs], dtype=np.float64).reshape(c, 2)
     shift = bounds.mean(axis=1)
-    has_enps = scores.enps is not None
-    multi = [i for i, item in enumerate(items) if item.type == "multi"]
-    single = [i for i, item in enumerate(items) if item.type != "multi"]
-    scaled = [i for i, item in enumerate(items) if item.type in SCALED]
     column = {item.id: j for j, item in enumerate(data.instrument.items)}
-    m = 1 + 4 * c + 3 * has_enps + len(multi) + len(single) + len(scaled)
-    q = np.empty((r, m))
-    q[:, 0] = 1.0
-    q[:, 1 : 1 + c] = scores.counted
-    centred = q[:, 1 + c : 1 + 2 * c]
+    sums = np.empty((r, 2 * c))
+    centred = sums[:, :c]
     np.subtract(scores.score, shift, out=centred)
     centred[~scores.counted] = 0.0
-    np.square(centred, out=q[:, 1 + 2 * c : 1 + 3 * c])
-    q[:, 1 + 3 * c : 1 + 4 * c] = scores.favourable
-    at = 1 + 4 * c
+    np.square(centred, out=sums[:, c:])
+    whole = np.empty((r, 1 + 2 * c + 3 * (scores.enps is not None) + len(items)), dtype=np.int32)
+    whole[:, 0] = 1
+    whole[:, 1 : 1 + c] = scores.counted
+    whole[:, 1 + c : 1 + 2 * c] = scores.favourable
+    at = 1 + 2 * c
     if scores.enps is not None:
         for k, category in enumerate((1.0, 0.0, -1.0)):
-            np.equal(scores.enps, category, out=q[:, at + k])
+            np.equal(scores.enps, category, out=whole[:, at + k])
         at += 3
-    for k, i in enumerate(multi):  # who answered a multi item (choosing nothing is not answering)
-        q[:, at + k] = data.multi_answered[items[i].id]
-    at += len(multi)
-    np.logical_not(np.isnan(data.answers[:, [column[items[i].id] for i in single]]), out=q[:, at : at + len(single)])
-    at += len(single)
-    q[:, at : at + len(scaled)] = np.nan_to_num(data.answers[:, [column[items[i].id] for i in scaled]], nan=0.0)
-    direct = np.asarray(cells.indicator @ q).reshape(u, -1)
-    rolled = cells.plan.rollup(direct).reshape(u, w, -1)
+    scaled = [i for i, item in enumerate(items) if item.type in SCALED]
+    other = [i for i in range(len(items)) if i not in scaled]
+    answers = np.take(data.answers, [column[item.id] for item in items], axis=1)
+    answers[:, other] = 0.0
+    answers[np.isnan(answers)] = 0.0
+    whole[:, at:] = answers  # whole points: checked with the distributions
+    del answers
+    for i in multi:  # who answered a multi item (choosing nothing is not answering)
+        whole[:, at + i] = data.multi_answered[items[i].id]
+    moments = cells.plan.rollup(np.asarray(cells.indicator @ sums).reshape(u, -1)).reshape(u, w, -1)
+    del sums, centred
+    counted = cells.plan.rollup(np.asarray(cells.indicator @ whole).reshape(u, -1)).reshape(u, w, -1)
+    del whole
 
-    if items:
-        counts, offsets = _item_counts(data, items, cells)
-    else:
-        offsets = np.zeros(1, dtype=np.int64)
-        counts = np.zeros((u, w, 0), dtype=np.int32)
-
-    def take(start: int, size: int) -> npt.NDArray[np.float64]:
-        return rolled[:, :, start : start + size]
-
-    n = np.rint(take(0, 1)[:, :, 0]).astype(np.int64)
-    cn = np.rint(take(1, c)).astype(np.int64)
-    total, squares, fav_sum = take(1 + c, c), take(1 + 2 * c, c), take(1 + 3 * c, c)
-    fav = np.rint(fav_sum).astype(np.int64)
-    at = 1 + 4 * c
+    n = counted[:, :, 0].astype(np.int64)
+    cn = counted[:, :, 1 : 1 + c].astype(np.int64)
+    fav = counted[:, :, 1 + c : 1 + 2 * c].astype(np.int64)
+    total, squares = moments[:, :, :c], moments[:, :, c:]
     enps = None
     if scores.enps is not None:
-        pp, pa, pd = (np.rint(take(at + k, 1)[:, :, 0]) for k in range(3))
+        pp, pa, pd = (counted[:, :, at - 3 + k].astype(np.float64) for k in range(3))
         score, low, high = stats.enps(pp, pa, pd)
         enps = np.stack([pp + pa + pd, score, low, high, pp, pa, pd], axis=-1)
-        at += 3
-    # Item n and means from Q: who answered each item, and the sum of each scaled item's answers.
-    item_n = np.zeros((u, w, len(items)), dtype=np.int64)
-    item_n[:, :, multi] = np.rint(take(at, len(multi)))
-    at += len(multi)
-    item_n[:, :, single] = np.rint(take(at, len(single)))
-    at += len(single)
-    item_mean = np.full((u, w, len(items)), np.nan)
+    # Item n: the cell's n minus the open answers, or (multi) who answered; the mean of a scaled item.
+    np.subtract(n.T.astype(np.int32)[:, :, None], answered, out=answered)
+    item_n = answered.transpose(1, 0, 2)
+    item_n[:, :, multi] = counted[:, :, at + np.array(multi, dtype=np.int64)]
     with np.errstate(invalid="ignore", divide="ignore"):
-        scaled_n = item_n[:, :, scaled]
-        item_mean[:, :, scaled] = np.where(scaled_n > 0, take(at, len(scaled)) / scaled_n, np.nan)
+        item_mean = np.divide(counted[:, :, at:], item_n)  # 0 / 0 = NaN where nobody answered
+    item_mean[:, :, other] = np.nan
+    del counted
 
     construct_stats = np.empty((len(CONSTRUCT_FIELDS), u, w, c))
-    _construct_figures(cn, total, squares, fav_sum, shift, bounds, construct_stats)
+    _construct_figures(cn, total, squares, fav, shift, bounds, construct_stats)
     return CellStatistics(
         layout=cells,
         scores=scores,
@@ -290,6 +336,29 @@ def cell_statistics(
         construct_stats=construct_stats,
         item_n=item_n,
         item_mean=item_mean,
-        counts=counts,
+        counts=counts.transpose(1, 0, 2),
         enps=enps,
     )
+
+
+def unit_moments(
+    cells: CellStatistics,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(U, C) n, mean and sample variance of every unit's total (column 0) per construct, on the scale that changes
+    compare: the construct scores, and for the eNPS construct the respondents' +100 / 0 / -100.
+
+    From the cell table's sums, not from the respondents again; the eNPS construct's sums are 100 (P - D) and
+    10,000 (P + D) from its promoter and detractor counts (exact, as sums of +-100 are).
+    """
+    n = cells.construct_n[:, 0, :].astype(np.float64)
+    total = cells.construct_sum[:, 0, :].copy()
+    squares = cells.construct_squares[:, 0, :].copy()
+    shift = cells.shift.copy()
+    j = cells.scores.enps_construct
+    if j is not None and cells.enps is not None:
+        promoters, detractors = cells.enps[:, 0, 4], cells.enps[:, 0, 6]
+        total[:, j] = 100 * (promoters - detractors)
+        squares[:, j] = 10_000 * (promoters + detractors)
+        shift[j] = 0.0
+    mean, var = stats.moments(n, total, squares)
+    return n, mean + shift, var

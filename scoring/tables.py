@@ -325,7 +325,7 @@ class CellArrays:
     reason_names: tuple[str, ...]
     construct_n: npt.NDArray[np.int64]  # (U, W, C)
     construct_stats: npt.NDArray[np.float64]  # (8, U, W, C): mean sd ci_low ci_high fav fav_low fav_high index
-    item_n: npt.NDArray[np.int64]  # (U, W, I)
+    item_n: npt.NDArray[np.int32]  # (U, W, I)
     item_mean: npt.NDArray[np.float64]  # (U, W, I)
     counts: npt.NDArray[np.int32]  # (U, W, T)
     enps: npt.NDArray[np.float64] | None  # (U, W, 7): n score ci_low ci_high promoters passives detractors
