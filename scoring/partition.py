@@ -467,6 +467,43 @@ def _chunks(rows: IntArray) -> list[tuple[int, int, int, int]]:
     return [(a, b, int(rows[a]), int(rows[b - 1]) + 1) for a, b in pairwise(bounds)]
 
 
+_BLOCK = 1 << 17  # atoms of the cells one audit block looks at: its arrays stay small, and their memory is reused
+
+
+def _audit(
+    pb: _Problem, reg: _Regions, look: BoolArray, published: BoolArray
+) -> tuple[_Parts, BoolArray, BoolArray, BoolArray, BoolArray]:
+    """``_check`` of the cells ``look``, a block of cells at a time (a first round looks at 100,000 cells and
+    400,000 parts: one pass over all of them at once allocates and touches gigabytes). Returns the parts of the
+    determined and pinned cells (what the repair reads) and ``_check``'s findings for all of them."""
+    size = pb.lay.size
+    looked = np.flatnonzero(look)
+    block = np.cumsum(np.diff(pb.cell_ptr)[looked]) // _BLOCK
+    starts = np.flatnonzero(np.append(True, block[1:] != block[:-1])) if looked.size else np.zeros(0, np.int64)
+    determined = np.zeros(size, dtype=np.bool_)
+    pinned = np.zeros(size, dtype=np.bool_)
+    exempted = np.zeros(size, dtype=np.bool_)
+    small = np.asarray(((reg.n[:-1] > 0) & (reg.n[:-1] < pb.lay.k)).any(axis=1))
+    kept: list[_Parts] = []
+    for first, last in pairwise([*starts.tolist(), looked.size]):
+        mask = np.zeros(size, dtype=np.bool_)
+        mask[looked[first:last]] = True
+        parts = _parts(pb, mask, reg)
+        _, d, p, e = _check(pb, reg, parts, published)
+        determined |= d
+        pinned |= p
+        exempted |= e
+        keep = (d | p)[parts.cell]
+        kept.append(_Parts(parts.cell[keep], parts.region[keep], parts.n[keep]))
+    groups = pb.atom_n.shape[1]
+    parts = _Parts(
+        np.concatenate([k.cell for k in kept]) if kept else np.zeros(0, np.int64),
+        np.concatenate([k.region for k in kept]) if kept else np.zeros(0, np.int64),
+        np.concatenate([k.n for k in kept]) if kept else np.zeros((0, groups), np.int32),
+    )
+    return parts, small, determined, pinned, exempted
+
+
 def partition_audit(
     parent: npt.ArrayLike,
     unit: npt.ArrayLike,
@@ -614,11 +651,9 @@ class _State:
         while True:
             hidden = self.hidden
             reg = self.regions()
-            parts = _parts(pb, hidden & self.nonempty & ~self.verified, reg)
-            small, determined, pinned, exempted = _check(pb, reg, parts, ~hidden)
-            checked = np.zeros(pb.lay.size, dtype=np.bool_)
-            checked[parts.cell] = True
-            self.verified |= checked & ~determined & ~pinned & ~exempted
+            look = hidden & self.nonempty & ~self.verified
+            parts, small, determined, pinned, exempted = _audit(pb, reg, look, ~hidden)
+            self.verified |= look & ~determined & ~pinned & ~exempted
             # A hidden cell that is a union of whole regions for every statistic adds nothing: publish it (once: a
             # cell hidden again later stays hidden, so the loop ends).
             cut_of_hidden = (self.col_of > 0) & hidden.reshape(-1, pb.lay.width)[:, 0][self.unit_of]
