@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -388,31 +389,43 @@ def _previous_wave(previous: WaveData, previous_published: Collection[str] | Non
     return _Previous(previous, scores, hidden, *unit_moments(totals))
 
 
-def _changes(
-    data: WaveData, cells: CellStatistics, hidden_total: npt.NDArray[np.bool_], before: _Previous
-) -> tuple[Change, ...]:
-    """Per unit (in both waves) and shared construct: the change since the previous wave, published only where
-    the unit's total cell is published in both waves' tables; BH over each construct's published changes.
+def _hide_reliability(
+    figures: tuple[Reliability, ...], keys: Sequence[str], hidden_total: npt.NDArray[np.bool_]
+) -> tuple[Reliability, ...]:
+    """``figures`` with those of an organisation whose own cell is hidden withheld (every figure null)."""
+    hidden = {key for key, h in zip(keys, hidden_total.tolist(), strict=True) if h}
+    return tuple(
+        Reliability(r.unit, r.construct, True, None, r.items, None, None, None, r.method, None, None, None)
+        if r.unit in hidden and not r.suppressed
+        else r
+        for r in figures
+    )
 
-    This wave's unit totals come from its cell table (``unit_moments``), the previous wave's from
-    ``_previous_wave``.
-    """
+
+@dataclass(frozen=True)
+class _Tests:
+    """Per unit in both waves and shared construct, the change test (``_change_tests``), before it is known which
+    units are published."""
+
+    here: npt.NDArray[np.int64]  # units of this wave in both
+    there: npt.NDArray[np.int64]  # the same units in the previous wave
+    # per construct: (construct index, test, n, mean, previous n, previous mean, difference, statistic, df, p)
+    rows: tuple[tuple[int, str, Any, Any, Any, Any, Any, Any, Any, Any], ...]
+
+
+def _change_tests(data: WaveData, cells: CellStatistics, before: _Previous) -> _Tests:
+    """The change of every unit in both waves since the previous wave, per shared construct: Welch's test on the
+    construct scores, or for eNPS a z test with the multinomial variance. This wave's unit totals come from its
+    cell table (``unit_moments``), the previous wave's from ``_previous_wave``."""
     scores = cells.scores
     previous = before.data
     index = {key: i for i, key in enumerate(previous.tree.keys)}
     here = np.array([i for i, key in enumerate(data.tree.keys) if key in index], dtype=np.int64)
     there = np.array([index[data.tree.keys[i]] for i in here], dtype=np.int64)
-    published = ~hidden_total[here] & ~before.hidden[there]
     before_ids = {c.id: j for j, c in enumerate(previous.instrument.constructs)}
     n1, m1, v1 = unit_moments(cells)
     n0, m0, v0 = before.n, before.mean, before.var
-    keys = [data.tree.keys[u] for u in here.tolist()]
-    shown_at, hidden_at = np.flatnonzero(published), np.flatnonzero(~published)
-    shown_keys = [keys[i] for i in shown_at.tolist()]
-    hidden_keys = [keys[i] for i in hidden_at.tolist()]
-    reasons = np.where(hidden_total[here[hidden_at]], "suppressed", "previous_suppressed").tolist()
-    in_order = published.tolist()
-    out: list[Change] = []
+    rows = []
     for j, construct in enumerate(data.instrument.constructs):
         k = before_ids.get(construct.id)
         if k is None:
@@ -431,9 +444,29 @@ def _changes(
         else:
             welch = stats.welch(a_m, a_v, a_n, b_m, b_v, b_n)
             difference, statistic, df, p = a_m - b_m, welch.statistic, welch.df, welch.pvalue
+        rows.append((j, "enps" if nps else "welch", a_n, a_m, b_n, b_m, difference, statistic, df, p))
+    return _Tests(here, there, tuple(rows))
+
+
+def _changes(
+    data: WaveData, hidden_total: npt.NDArray[np.bool_], before: _Previous, tests: _Tests
+) -> tuple[Change, ...]:
+    """Per unit (in both waves) and shared construct: the change since the previous wave (``tests``), published
+    only where the unit's total cell is published in both waves' tables; BH over each construct's published
+    changes."""
+    here, there = tests.here, tests.there
+    published = ~hidden_total[here] & ~before.hidden[there]
+    keys = [data.tree.keys[u] for u in here.tolist()]
+    shown_at, hidden_at = np.flatnonzero(published), np.flatnonzero(~published)
+    shown_keys = [keys[i] for i in shown_at.tolist()]
+    hidden_keys = [keys[i] for i in hidden_at.tolist()]
+    reasons = np.where(hidden_total[here[hidden_at]], "suppressed", "previous_suppressed").tolist()
+    in_order = published.tolist()
+    out: list[Change] = []
+    for j, test, a_n, a_m, b_n, b_m, difference, statistic, df, p in tests.rows:
+        construct = data.instrument.constructs[j]
         p = np.where(published, p, np.nan)
         q = stats.benjamini_hochberg(p)
-        test = "enps" if nps else "welch"
         alpha, cid = construct.flags.alpha, construct.id
         withheld = [Change(key, cid, True, reason, test) for key, reason in zip(hidden_keys, reasons, strict=True)]
         # Positional, in field order (unit, construct, suppressed, reason, test, n, mean, previous_n,
@@ -567,33 +600,37 @@ def build_table(
     unit = np.asarray(data.unit, dtype=np.int64)
     scores = construct_scores(data.instrument, data.answers)
     cell_layout = layout(data, plan)  # checks the units and attribute codes before the guard sees them
-    # The guard first, cells after: the table's arrays then reuse the memory the guard has let go of, instead of
-    # the two being held at once (fresh memory is slow to touch).
-    suppression = suppress_cells(data, scores, None if hidden_before is None else hidden_before.cells)
-    hidden = np.asarray(suppression.hidden, dtype=np.bool_)
-    published_total = ~hidden[:, 0]
     responded = np.bincount(unit, minlength=plan.size)
     invited = np.maximum(np.asarray(data.invited, dtype=np.int64), responded)
-    participation = participation_cells(
-        data.tree.parent,
-        data.tree.keys,
-        invited,
-        responded,
-        data.min_group_size,
-        None if hidden_before is None else hidden_before.participation,
-    )
-    comments = _comments(data, plan, None if hidden_before is None else hidden_before.comments)
-    before = None if previous is None else _previous_wave(previous, previous_published)
-
-    # Per team (own unit) and construct: n, sum and sum of squares of what flags compare and of the construct
-    # scores (the same numbers but for the eNPS construct), counted once for the flags and the reliability.
-    values, given = _flag_values(scores)
-    flag_moments = _team_moments(unit, values, given, plan.size)
-    score_moments = _score_moments(unit, scores, flag_moments)
-    reliability = _reliability(data, plan, hidden[:, 0], alpha_nan_policy, score_moments)
-    # The cell table last of all that need no cells: what came before has let go of its memory for it.
-    cells = cell_statistics(data, scores, plan, prepared=cell_layout)
-    changes = () if before is None else _changes(data, cells, hidden[:, 0], before)
+    # The guard on the result cells is the longest step and needs nothing the others make: it runs on a thread of
+    # its own while this one does the rest (numpy and scipy let go of the interpreter lock in their loops, so on a
+    # machine with two cores the two run side by side; on one they take turns, as before).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="peil-guard") as pool:
+        guarded = pool.submit(suppress_cells, data, scores, None if hidden_before is None else hidden_before.cells)
+        participation = participation_cells(
+            data.tree.parent,
+            data.tree.keys,
+            invited,
+            responded,
+            data.min_group_size,
+            None if hidden_before is None else hidden_before.participation,
+        )
+        comments = _comments(data, plan, None if hidden_before is None else hidden_before.comments)
+        before = None if previous is None else _previous_wave(previous, previous_published)
+        # Per team (own unit) and construct: n, sum and sum of squares of what flags compare and of the construct
+        # scores (the same numbers but for the eNPS construct), counted once for the flags and the reliability.
+        values, given = _flag_values(scores)
+        flag_moments = _team_moments(unit, values, given, plan.size)
+        score_moments = _score_moments(unit, scores, flag_moments)
+        cells = cell_statistics(data, scores, plan, prepared=cell_layout)
+        tests = None if before is None else _change_tests(data, cells, before)
+        # every organisation's reliability as if its own cell were published; hidden below where it is not
+        reliability = _reliability(data, plan, np.zeros(plan.size, np.bool_), alpha_nan_policy, score_moments)
+        suppression = guarded.result()
+    hidden = np.asarray(suppression.hidden, dtype=np.bool_)
+    published_total = ~hidden[:, 0]
+    reliability = _hide_reliability(reliability, data.tree.keys, hidden[:, 0])
+    changes = () if before is None or tests is None else _changes(data, hidden[:, 0], before, tests)
 
     # Flags read the published unit totals only.
     constructs = data.instrument.constructs
