@@ -67,6 +67,7 @@ cells not yet verified are checked, and while only hiding happens the regions ar
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -484,17 +485,27 @@ def _audit(
     pinned = np.zeros(size, dtype=np.bool_)
     exempted = np.zeros(size, dtype=np.bool_)
     small = np.asarray(((reg.n[:-1] > 0) & (reg.n[:-1] < pb.lay.k)).any(axis=1))
-    kept: list[_Parts] = []
-    for first, last in pairwise([*starts.tolist(), looked.size]):
+
+    def one(bounds: tuple[int, int]) -> tuple[_Parts, BoolArray, BoolArray, BoolArray]:
         mask = np.zeros(size, dtype=np.bool_)
-        mask[looked[first:last]] = True
+        mask[looked[bounds[0] : bounds[1]]] = True
         parts = _parts(pb, mask, reg)
         _, d, p, e = _check(pb, reg, parts, published)
+        keep = (d | p)[parts.cell]
+        return _Parts(parts.cell[keep], parts.region[keep], parts.n[keep]), d, p, e
+
+    blocks = list(pairwise([*starts.tolist(), looked.size]))
+    if len(blocks) > 1:  # a full round: its blocks on two threads (numpy lets go of the interpreter lock)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="peil-audit") as pool:
+            found = list(pool.map(one, blocks))
+    else:
+        found = [one(b) for b in blocks]
+    kept: list[_Parts] = []
+    for part, d, p, e in found:
+        kept.append(part)
         determined |= d
         pinned |= p
         exempted |= e
-        keep = (d | p)[parts.cell]
-        kept.append(_Parts(parts.cell[keep], parts.region[keep], parts.n[keep]))
     groups = pb.atom_n.shape[1]
     parts = _Parts(
         np.concatenate([k.cell for k in kept]) if kept else np.zeros(0, np.int64),
