@@ -70,6 +70,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
+from threading import Lock
 
 import numpy as np
 import numpy.typing as npt
@@ -85,6 +86,7 @@ BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
 
 _EPS = 1e-9
+_UNANIMOUS = Lock()
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,9 @@ class _Problem:
     stat_n: CountArray  # (C, S) the same per bounded statistic (its group's column)
     cell_ptr: IntArray  # (C + 1,) the atoms of cell c are ``cell_atoms[cell_ptr[c]:cell_ptr[c + 1]]``
     cell_atoms: IntArray
-    unanimous: BoolArray  # (C + 1, S) cells whose respondents all sit at one bound of a statistic (+ a False row)
     names: tuple[str, ...]  # group names, for reports
+    unanimous: BoolArray  # (C, S) ``_unanimous`` of each cell, filled in as cells are asked about ...
+    known: BoolArray  # (C,) ... those asked about
 
 
 @dataclass(frozen=True)
@@ -191,23 +194,32 @@ def _problem(
     group_of = np.asarray(stat_group, dtype=np.int64)
     low_bound, high_bound = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
     stat_n = np.take(cell_n, group_of, axis=1)
-    cell_sum = np.asarray(incidence @ atom_sum) if group_of.size else np.zeros((size, 0))
-    # a cell at one bound of a statistic: |sum - n lo| or |n hi - sum| below 1e-6 (in place: 130,000 x 50 floats)
-    gap = stat_n * low_bound
-    np.subtract(cell_sum, gap, out=gap)
-    np.abs(gap, out=gap)
-    at_bound = gap < 1e-6
-    np.multiply(stat_n, high_bound, out=gap)
-    gap -= cell_sum
-    np.abs(gap, out=gap)
-    at_bound |= gap < 1e-6
-    at_bound &= stat_n > 0
-    unanimous = np.vstack([at_bound, np.zeros((1, group_of.size), dtype=np.bool_)])
     return _Problem(
         lay, anc, depth, lay.atom_cells.astype(np.int32), atom_n, atom_n_f, atom_sum, group_of, low_bound,
-        high_bound, cell_n, stat_n, incidence.indptr.astype(np.int64), incidence.indices.astype(np.int64), unanimous,
-        tuple(names),
+        high_bound, cell_n, stat_n, incidence.indptr.astype(np.int64), incidence.indices.astype(np.int64), tuple(names),
+        np.zeros((size, group_of.size), dtype=np.bool_), np.zeros(size, dtype=np.bool_),
     )  # fmt: skip
+
+
+def _unanimous(pb: _Problem, cells: IntArray) -> BoolArray:
+    """(len(cells), S): whether all of a cell's respondents sit at one bound of a statistic (|sum - n lo| or
+    |n hi - sum| below 1e-6). Computed for a cell the first time it is asked about (the accepted limit is seldom
+    needed, and then for the cells around a few narrow ones), then kept."""
+    with _UNANIMOUS:  # the audit's blocks ask on two threads
+        _fill_unanimous(pb, cells[~pb.known[cells]])
+        return np.asarray(pb.unanimous[cells])
+
+
+def _fill_unanimous(pb: _Problem, new: IntArray) -> None:
+    """``_unanimous`` of the cells ``new``, into the problem's table."""
+    if new.size:
+        start, size = pb.cell_ptr[new], np.diff(pb.cell_ptr)[new]
+        atoms = pb.cell_atoms[np.repeat(start - (np.cumsum(size) - size), size) + np.arange(int(size.sum()))]
+        total = _group_sum(np.repeat(np.arange(new.size), size), new.size, pb.atom_sum[atoms])
+        n = np.take(pb.stat_n, new, axis=0)
+        at_bound = (np.abs(total - n * pb.lo) < 1e-6) | (np.abs(n * pb.hi - total) < 1e-6)
+        pb.unanimous[new] = at_bound & (n > 0)
+        pb.known[new] = True
 
 
 @dataclass(frozen=True)
@@ -433,7 +445,7 @@ def _narrow(
         low = _group_sum(rows[start:stop] - first, last - first, width) < n_stat[first:last] / 4.0 - _EPS
         narrow[first:last] = (n_stat[first:last] > 0) & low
     strict = np.asarray(narrow.any(axis=1))
-    if not strict.any() or not pb.unanimous.any():
+    if not strict.any():
         return strict, strict
     # The accepted limit (DESIGN.md): a published group whose members all gave the same answer reveals it, for
     # every subgroup too. A hidden cell all of whose respondents sit in such published groups (for this
@@ -444,9 +456,12 @@ def _narrow(
     used = np.unique(region[region >= 0])
     own = pb.atom_cells[reg.rep[used]]
     pub = np.append(published, False)[own]
+    asked = np.unique(own[pub])
+    unanimous = np.vstack([_unanimous(pb, asked), np.zeros((1, g.size), dtype=np.bool_)])
+    where = np.where(pub, np.searchsorted(asked, own), asked.size)  # the last row: False
     exempt = np.zeros((reg.count + 1, g.size), dtype=np.bool_)
     for j in range(own.shape[1]):
-        exempt[used] |= pub[:, j, None] & pb.unanimous[own[:, j]]
+        exempt[used] |= unanimous[where[:, j]]
     pinned = np.zeros(n_cells, dtype=np.bool_)
     for start, stop, first, last in _chunks(rows):
         pinned_n = np.where(np.take(exempt, region[start:stop], axis=0), np.take(n1[start:stop], g, axis=1), 0)
