@@ -38,13 +38,14 @@ from scoring.spec import SCALE_BOUNDS, WaveData
 from scoring.tables import (
     AttributeInfo,
     CellArrays,
-    Change,
+    ChangeArrays,
     CommentCell,
     CommentGroup,
     ConstructInfo,
     Flag,
     ItemInfo,
     LazyCells,
+    LazyChanges,
     ParticipationCell,
     Reliability,
     ResultTable,
@@ -448,48 +449,28 @@ def _change_tests(data: WaveData, cells: CellStatistics, before: _Previous) -> _
     return _Tests(here, there, tuple(rows))
 
 
-def _changes(
-    data: WaveData, hidden_total: npt.NDArray[np.bool_], before: _Previous, tests: _Tests
-) -> tuple[Change, ...]:
+def _changes(data: WaveData, hidden_total: npt.NDArray[np.bool_], before: _Previous, tests: _Tests) -> LazyChanges:
     """Per unit (in both waves) and shared construct: the change since the previous wave (``tests``), published
     only where the unit's total cell is published in both waves' tables; BH over each construct's published
     changes."""
     here, there = tests.here, tests.there
     published = ~hidden_total[here] & ~before.hidden[there]
-    keys = [data.tree.keys[u] for u in here.tolist()]
-    shown_at, hidden_at = np.flatnonzero(published), np.flatnonzero(~published)
-    shown_keys = [keys[i] for i in shown_at.tolist()]
-    hidden_keys = [keys[i] for i in hidden_at.tolist()]
-    reasons = np.where(hidden_total[here[hidden_at]], "suppressed", "previous_suppressed").tolist()
-    in_order = published.tolist()
-    out: list[Change] = []
-    for j, test, a_n, a_m, b_n, b_m, difference, statistic, df, p in tests.rows:
-        construct = data.instrument.constructs[j]
+    figures = np.full((9, len(tests.rows), here.size), np.nan)
+    for k, (_, _, a_n, a_m, b_n, b_m, difference, statistic, df, p) in enumerate(tests.rows):
         p = np.where(published, p, np.nan)
-        q = stats.benjamini_hochberg(p)
-        alpha, cid = construct.flags.alpha, construct.id
-        withheld = [Change(key, cid, True, reason, test) for key, reason in zip(hidden_keys, reasons, strict=True)]
-        # Positional, in field order (unit, construct, suppressed, reason, test, n, mean, previous_n,
-        # previous_mean, difference, statistic, df, p, p_adjusted, significant): there are many.
-        given = [
-            Change(key, cid, False, None, test, n, mean, n0_, m0_, d, t, f, p_, q_, None if q_ is None else q_ <= alpha)
-            for key, n, mean, n0_, m0_, d, t, f, p_, q_ in zip(
-                shown_keys,
-                a_n[shown_at].astype(np.int64).tolist(),
-                _floats(a_m[shown_at]),
-                b_n[shown_at].astype(np.int64).tolist(),
-                _floats(b_m[shown_at]),
-                _floats(difference[shown_at]),
-                _floats(statistic[shown_at]),
-                _floats(df[shown_at]),
-                _floats(p[shown_at]),
-                _floats(q[shown_at]),
-                strict=True,
-            )
-        ]
-        next_given, next_withheld = iter(given).__next__, iter(withheld).__next__
-        out.extend([next_given() if s else next_withheld() for s in in_order])  # back in unit order
-    return tuple(out)
+        figures[:, k] = (a_n, a_m, b_n, b_m, difference, statistic, df, p, stats.benjamini_hochberg(p))
+    constructs = [data.instrument.constructs[row[0]] for row in tests.rows]
+    return LazyChanges(
+        ChangeArrays(
+            units=tuple(data.tree.keys[u] for u in here.tolist()),
+            constructs=tuple(c.id for c in constructs),
+            tests=tuple(row[1] for row in tests.rows),
+            alpha=tuple(c.flags.alpha for c in constructs),
+            published=published,
+            hidden=hidden_total[here],
+            figures=figures,
+        )
+    )
 
 
 def _seed(wave_id: int, unit_key: str, item: str) -> int:
@@ -646,7 +627,7 @@ def build_table(
     flags: list[Flag] = []
     flags += below_flags(constructs, figures)
     flags += below_org_flags(constructs, figures, org)
-    flags += decline_flags(constructs, [c for c in changes if not c.suppressed], spread)
+    flags += decline_flags(constructs, changes.published() if isinstance(changes, LazyChanges) else [], spread)
     flags += barrier_flags(data.instrument, data.tree.keys, published_total, answered, chosen)
     flags += participation_flags(participation, data.instrument.low_participation)
 

@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import Any, overload
 
@@ -402,6 +402,111 @@ class LazyCells(Sequence[ResultCell]):
         return f"LazyCells({len(self.arrays.units)} units x {self._width} columns)"
 
 
+@dataclass(frozen=True, eq=False)
+class ChangeArrays:
+    """The changes of a freshly built table as arrays: P units (in both waves) x K constructs (shared).
+
+    ``published`` (P,): the unit's total cell is published in both waves; else its change is withheld, for the
+    ``reason`` ``"suppressed"`` where ``hidden`` (P,) (this wave hides it), ``"previous_suppressed"`` elsewhere.
+    The figures (K, P) are read where published only: ``n``/``previous_n`` whole numbers, the others NaN where
+    undefined (null in the table); ``significant`` is ``p_adjusted <= alpha`` (K,).
+    """
+
+    units: tuple[str, ...]
+    constructs: tuple[str, ...]
+    tests: tuple[str, ...]
+    alpha: tuple[float, ...]
+    published: npt.NDArray[np.bool_]
+    hidden: npt.NDArray[np.bool_]
+    figures: npt.NDArray[np.float64]  # (9, K, P): n, mean, previous_n, previous_mean, difference, statistic, df, p,
+    # p_adjusted
+
+    def given(self, k: int) -> list[tuple[Any, ...]]:
+        """The fields (``Change`` order) of construct ``k``'s published changes, units in order."""
+        at = np.flatnonzero(self.published)
+        f = self.figures[:, k, at]
+        construct, test, alpha = self.constructs[k], self.tests[k], self.alpha[k]
+        n, previous_n = f[0].astype(np.int64).tolist(), f[2].astype(np.int64).tolist()
+        mean, previous_mean, difference, statistic, df, p, q = (_plain(f[i]) for i in (1, 3, 4, 5, 6, 7, 8))
+        return [
+            (u, construct, False, None, test, n_, m, pn, pm, d, t, f_, p_, q_, None if q_ is None else q_ <= alpha)
+            for u, n_, m, pn, pm, d, t, f_, p_, q_ in zip(
+                (self.units[i] for i in at.tolist()), n, mean, previous_n, previous_mean, difference, statistic, df,
+                p, q, strict=True,
+            )
+        ]  # fmt: skip
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """Every change's fields in ``Change`` order, construct by construct, units in order (no objects made)."""
+        out: list[tuple[Any, ...]] = []
+        shown = self.published.tolist()
+        reason = np.where(self.hidden, "suppressed", "previous_suppressed").tolist()
+        withheld = (None,) * 10
+        for k, (construct, test) in enumerate(zip(self.constructs, self.tests, strict=True)):
+            given = iter(self.given(k)).__next__
+            out.extend(
+                given() if s else (unit, construct, True, r, test, *withheld)
+                for unit, s, r in zip(self.units, shown, reason, strict=True)
+            )
+        return out
+
+
+def _plain(x: npt.NDArray[np.float64]) -> list[float | None]:
+    """Python floats, None where not finite (NaN: undefined)."""
+    out = x.astype(object)
+    out[~np.isfinite(x)] = None
+    found: list[float | None] = out.tolist()
+    return found
+
+
+_CHANGE_FIELDS = tuple(f.name for f in fields(Change))
+
+
+class LazyChanges(Sequence[Change]):
+    """The changes of a freshly built table: ``Change`` objects made when read (90,000 of them at 100,000
+    respondents), from ``ChangeArrays``; the table's JSON is written from the rows directly."""
+
+    def __init__(self, arrays: ChangeArrays) -> None:
+        self.arrays = arrays
+        self._rows: list[tuple[Any, ...]] | None = None
+
+    def published(self) -> list[Change]:
+        """The published changes only (few: most are withheld)."""
+        return [Change(*r) for k in range(len(self.arrays.constructs)) for r in self.arrays.given(k)]
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """Every change's fields (``ChangeArrays.rows``), made once."""
+        if self._rows is None:
+            self._rows = self.arrays.rows()
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self.arrays.units) * len(self.arrays.constructs)
+
+    @overload
+    def __getitem__(self, index: int) -> Change: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Change]: ...
+    def __getitem__(self, index: int | slice) -> Change | Sequence[Change]:
+        rows = self.rows()
+        if isinstance(index, slice):
+            return tuple(Change(*r) for r in rows[index])
+        return Change(*rows[index])
+
+    def __iter__(self) -> Iterator[Change]:
+        return (Change(*r) for r in self.rows())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LazyChanges({len(self.arrays.units)} units x {len(self.arrays.constructs)} constructs)"
+
+
 @dataclass(frozen=True)
 class ResultTable:
     """Everything published about one closed wave. See the module docstring for the JSON form."""
@@ -417,7 +522,7 @@ class ResultTable:
     items: tuple[ItemInfo, ...]
     cells: Sequence[ResultCell]
     reliability: tuple[Reliability, ...] = ()
-    changes: tuple[Change, ...] = ()
+    changes: Sequence[Change] = ()
     flags: tuple[Flag, ...] = ()
     comments: tuple[CommentCell, ...] = ()
     participation: tuple[ParticipationCell, ...] = ()
@@ -473,7 +578,11 @@ class ResultTable:
             ],
             "cells": [c.to_dict() for c in self.cells],
             "reliability": [r.__dict__.copy() for r in self.reliability],
-            "changes": [c.__dict__.copy() for c in self.changes],
+            "changes": (
+                [dict(zip(_CHANGE_FIELDS, r, strict=True)) for r in self.changes.rows()]
+                if isinstance(self.changes, LazyChanges)
+                else [c.__dict__.copy() for c in self.changes]
+            ),
             "flags": [f.to_dict() for f in self.flags],
             "comments": [
                 {
