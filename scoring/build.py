@@ -4,7 +4,8 @@ flags, comments and participation, all from one pass over the wave's arrays.
 ``build_table`` is the only way numbers leave the engine. The anonymity guard (``scoring.partition``)
 decides once, from all of the wave's data, which cells are hidden; a hidden cell is published without any
 number, and everything derived (changes, flags, reliability, comments) is published only where the cells
-it rests on are.
+it rests on are. The guard on the result cells runs on a thread of its own while the calling thread makes
+everything that does not need its pattern; the result does not depend on which finishes first.
 """
 
 from __future__ import annotations

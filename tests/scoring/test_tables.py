@@ -25,6 +25,7 @@ from scoring.spec import (
     OrgTree,
     WaveData,
 )
+from scoring.tables import LazyChanges
 
 nan = np.nan
 
@@ -239,6 +240,22 @@ def test_table_round_trips_through_json_exactly() -> None:
     assert [c.value for c in table.cuts("u1", "band")] == ["p", "q", "r"]
     with pytest.raises(KeyError):
         table.cell("nope")
+
+
+def test_a_built_tables_changes_read_as_objects_equal_their_json_rows() -> None:
+    """A freshly built table keeps its changes as arrays (``LazyChanges``): read one by one, in slices, or only
+    the published ones, they are the ``Change`` objects its JSON holds, in the same order."""
+    parent = np.array([-1, 0, 0, 1, 1, 2])
+    table = build_table(random_wave(parent, 350, 21), random_wave(parent, 350, 22))  # some published, some not
+    assert isinstance(table.changes, LazyChanges)
+    rows = table.to_dict()["changes"]
+    objects = list(table.changes)
+    assert len(table.changes) == len(rows) == len(objects) == len(parent) * len(table.constructs)
+    assert [c.__dict__ for c in objects] == rows
+    assert table.changes[3] == objects[3] and table.changes[-1] == objects[-1]
+    assert tuple(table.changes[2:5]) == tuple(objects[2:5])
+    assert table.changes.published() == [c for c in objects if not c.suppressed]
+    assert any(not c.suppressed for c in objects) and any(c.suppressed for c in objects)
 
 
 def test_hidden_cells_carry_no_numbers_and_published_ones_do() -> None:
