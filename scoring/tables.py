@@ -66,10 +66,12 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
+
+_Row = TypeVar("_Row")
 
 __all__ = [
     "AttributeInfo",
@@ -363,7 +365,18 @@ class CellArrays:
         return ResultCell(unit, attribute, value, int(self.n[u, w]), False, None, constructs, items, enps)
 
 
-class LazyCells(Sequence[ResultCell]):
+class _Lazy(Sequence[_Row]):
+    """A sequence of a built table's rows made when read: equal to any sequence of equal rows, unhashable."""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class LazyCells(_Lazy[ResultCell]):
     """The cells of a freshly built table: a sequence that materialises ``ResultCell`` objects when read, so
     that building a table of 10,000 units x 19 columns costs arrays, not millions of Python objects."""
 
@@ -390,13 +403,6 @@ class LazyCells(Sequence[ResultCell]):
     def __iter__(self) -> Iterator[ResultCell]:
         for i in range(len(self)):
             yield self[i]
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-
-    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"LazyCells({len(self.arrays.units)} units x {self._width} columns)"
@@ -462,7 +468,7 @@ def _plain(x: npt.NDArray[np.float64]) -> list[float | None]:
 _CHANGE_FIELDS = tuple(f.name for f in fields(Change))
 
 
-class LazyChanges(Sequence[Change]):
+class LazyChanges(_Lazy[Change]):
     """The changes of a freshly built table: ``Change`` objects made when read (90,000 of them at 100,000
     respondents), from ``ChangeArrays``; the table's JSON is written from the rows directly."""
 
@@ -495,13 +501,6 @@ class LazyChanges(Sequence[Change]):
 
     def __iter__(self) -> Iterator[Change]:
         return (Change(*r) for r in self.rows())
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-
-    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"LazyChanges({len(self.arrays.units)} units x {len(self.arrays.constructs)} constructs)"
