@@ -351,14 +351,6 @@ def _reliability(
     return tuple(out)
 
 
-def _floats(x: npt.NDArray[np.float64]) -> list[float | None]:
-    """Python floats for the table, None where not finite (NaN: undefined)."""
-    out = x.astype(object)
-    out[~np.isfinite(x)] = None
-    found: list[float | None] = out.tolist()
-    return found
-
-
 @dataclass(frozen=True, eq=False)
 class _Previous:
     """What the changes need of the previous wave: the wave, its scores, which unit totals its table hides (U0,),
