@@ -284,14 +284,14 @@ def _org_baseline(plan: TreePlan, moments: Moments) -> OrgBaseline:
     return OrgBaseline(mu, tau2, sigma2)
 
 
-def _reliability(
-    data: WaveData,
-    plan: TreePlan,
-    hidden_total: npt.NDArray[np.bool_],
-    nan_policy: str,
-    moments: Moments,
-) -> tuple[Reliability, ...]:
-    """Alpha (Feldt interval), mean rwg(J) and ICC(1) of every construct over each organisation (root).
+def _withheld(unit: str, construct: str, items: int, method: str) -> Reliability:
+    """A construct's reliability over an organisation, withheld (every figure null)."""
+    return Reliability(unit, construct, True, None, items, None, None, None, method, None, None, None)
+
+
+def _reliability(data: WaveData, plan: TreePlan, nan_policy: str, moments: Moments) -> tuple[Reliability, ...]:
+    """Alpha (Feldt interval), mean rwg(J) and ICC(1) of every construct over each organisation (root), withheld
+    where fewer than ``min_group_size`` answered (``_hide_reliability`` withholds those whose own cell is hidden).
 
     ``moments``: (U, C) count, sum and sum of squares of the construct scores per team (own unit), for ICC(1).
     """
@@ -318,12 +318,8 @@ def _reliability(
             x = answers[j] if everyone else answers[j][members]
             alpha = cronbach_alpha(x, policy)
             key = data.tree.keys[root]
-            if hidden_total[root] or alpha.n < data.min_group_size:
-                out.append(
-                    Reliability(
-                        key, construct.id, True, None, len(construct.items), None, None, None, policy, None, None, None
-                    )
-                )
+            if alpha.n < data.min_group_size:
+                out.append(_withheld(key, construct.id, len(construct.items), policy))
                 continue
             rwg = rwg_j(x, team, high - low + 1)[0] if team.size else np.array([])
             valid = np.isfinite(rwg)
@@ -389,9 +385,7 @@ def _hide_reliability(
     """``figures`` with those of an organisation whose own cell is hidden withheld (every figure null)."""
     hidden = {key for key, h in zip(keys, hidden_total.tolist(), strict=True) if h}
     return tuple(
-        Reliability(r.unit, r.construct, True, None, r.items, None, None, None, r.method, None, None, None)
-        if r.unit in hidden and not r.suppressed
-        else r
+        _withheld(r.unit, r.construct, r.items, r.method) if r.unit in hidden and not r.suppressed else r
         for r in figures
     )
 
@@ -598,8 +592,8 @@ def build_table(
         score_moments = _score_moments(unit, scores, flag_moments)
         cells = cell_statistics(data, scores, plan, prepared=cell_layout)
         tests = None if before is None else _change_tests(data, cells, before)
-        # every organisation's reliability as if its own cell were published; hidden below where it is not
-        reliability = _reliability(data, plan, np.zeros(plan.size, np.bool_), alpha_nan_policy, score_moments)
+        # every organisation's reliability as if its own cell were published; withheld below where it is not
+        reliability = _reliability(data, plan, alpha_nan_policy, score_moments)
         suppression = guarded.result()
     hidden = np.asarray(suppression.hidden, dtype=np.bool_)
     published_total = ~hidden[:, 0]
