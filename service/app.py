@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         publish(factory, instruments)
-        jobs = start_scheduler(settings, factory) if scheduler else None
+        jobs = start_scheduler(settings, factory, instruments) if scheduler else None
         try:
             yield
         finally:

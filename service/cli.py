@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from service.config import REPO_ROOT, get_settings
+from service.config import REPO_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -189,15 +189,17 @@ def serve(
     from service.db import make_engine, make_sessionmaker
     from service.instruments.loader import InstrumentError, load_definitions
     from service.instruments.registry import PublishedInstrumentChanged, publish
+    from service.invitations.sender import ServerUnavailable
     from service.logs import log_config
 
     settings = get_settings()
     try:  # fail here with a clear message rather than in every worker's start-up
         settings.secret()
+        _check_mail(settings)
         engine = make_engine(settings.database_url)
         publish(make_sessionmaker(engine), load_definitions(settings.definitions_dir))
         engine.dispose()
-    except (InstrumentError, PublishedInstrumentChanged, ValueError) as exc:
+    except (InstrumentError, PublishedInstrumentChanged, ValueError, ServerUnavailable) as exc:
         typer.echo(f"peil: cannot start: {exc}", err=True)
         raise typer.Exit(1) from exc
     uvicorn.run(
@@ -209,6 +211,19 @@ def serve(
         log_config=log_config(),
         server_header=False,
     )
+
+
+def _check_mail(settings: Settings) -> None:
+    """Production refuses to start without a mail target it can reach; elsewhere an unreachable one is a warning
+    (mail waits until it can be sent)."""
+    from service.invitations.sender import ServerUnavailable, check_target
+
+    try:
+        check_target(settings.mail_target())
+    except ServerUnavailable as exc:
+        if settings.env == "production":
+            raise
+        typer.echo(f"peil: warning: {exc}; mail waits until it can be sent", err=True)
 
 
 @app.command()

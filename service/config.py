@@ -6,6 +6,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,12 @@ class Settings(BaseSettings):
     link_miss_limit: int = Field(default=20, ge=1)
     link_miss_window: float = Field(default=60.0, gt=0)
     clock_interval_seconds: float = Field(default=30.0, gt=0)
+    # Where Peil's mail goes: smtp://user:password@host:port (STARTTLS when the server offers it), smtps://... (TLS
+    # from the start) or file:///folder (one .eml file per message). Unset: data_dir/outbox, outside production.
+    mail_url: SecretStr | None = None
+    mail_from: str | None = None  # the From header; default "Peil <noreply@{the host of base_url}>"
+    mail_rate: float = Field(default=10.0, gt=0)  # messages a second, over all workers
+    mail_interval_seconds: float = Field(default=5.0, gt=0)  # how often the mail job looks for work
 
     @field_validator("database_url")
     @classmethod
@@ -42,6 +49,28 @@ class Settings(BaseSettings):
         if not url.startswith(("sqlite:", "postgresql+psycopg:")):
             raise ValueError("PEIL_DATABASE_URL must be sqlite:///... or postgresql+psycopg://...")
         return url
+
+    @field_validator("mail_url")
+    @classmethod
+    def _known_mail_scheme(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and urlsplit(url.get_secret_value()).scheme not in ("smtp", "smtps", "file"):
+            raise ValueError("PEIL_MAIL_URL must be smtp://user:password@host:port, smtps://... or file:///folder")
+        return url
+
+    def mail_target(self) -> str:
+        """Where mail goes: ``PEIL_MAIL_URL``, else (outside production) the folder ``data_dir/outbox``."""
+        if self.mail_url is not None:
+            return self.mail_url.get_secret_value()
+        if self.env == "production":
+            raise ValueError(
+                "PEIL_MAIL_URL must be set in production (smtp://user:password@host:port or smtps://...): "
+                "Peil mails every participant their link itself"
+            )
+        return (self.data_dir / "outbox").resolve().as_uri()
+
+    def mail_sender(self) -> str:
+        host = urlsplit(self.base_url).hostname or "localhost"
+        return self.mail_from or f"Peil <noreply@{host}>"
 
     @property
     def is_sqlite(self) -> bool:

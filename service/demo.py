@@ -2,25 +2,33 @@
 
 About 150 teams in departments and divisions, about 2,000 participants with ``tenure_band`` and
 ``location``. A few teams are clearly low on psychological safety and a few report strong mobility
-barriers, so that a newcomer sees real results and flags at once.
+barriers, so that a newcomer sees real results and flags at once. The pulse wave has three participants,
+whose invitations the demo mails into the outbox folder (never anywhere else), so a newcomer can open them.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
+from email.parser import BytesParser
+from email.policy import default
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service import links as tokens
+from service import links
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.forms.service import save_answers
 from service.instruments.loader import load_definitions
 from service.instruments.schema import Instrument, Item
+from service.invitations import contact
+from service.invitations.delivery import deliver
+from service.invitations.sender import FileSender, folder_of
 from service.keys import repository as keys
 from service.models import Invitation, Unit, Wave, WaveResult
 from service.models.base import utcnow
@@ -28,6 +36,7 @@ from service.results.service import install as install_results
 from service.units.schemas import UnitIn
 from service.units.service import upsert
 from service.waves import service as waves
+from service.waves.participants import add_participants
 from service.waves.schemas import WaveCreate
 
 ROOT = "demo"
@@ -35,6 +44,16 @@ TENURE = ("<1", "1-3", "3-5", "5+")
 LOCATIONS = ("Amsterdam", "Utrecht", "Eindhoven", "Remote")
 DIVISIONS = ("Operations", "Technology", "Commercial", "Support")
 RESPONSE_RATE = 0.78
+PULSE_PARTICIPANTS = (  # the three people of the open pulse wave whose mails a newcomer can open
+    {"unit_key": "team-001", "email": "anna@example.com", "attributes": {"tenure_band": "1-3", "location": "Utrecht"}},
+    {"unit_key": "team-002", "email": "bram@example.com", "attributes": {"tenure_band": "<1", "location": "Remote"}},
+    {
+        "unit_key": "team-003",
+        "email": "chris@example.com",
+        "language": "en",
+        "attributes": {"tenure_band": "5+", "location": "Amsterdam"},
+    },
+)
 
 
 def build_tree(rng: np.random.Generator) -> tuple[list[UnitIn], dict[str, int]]:
@@ -60,13 +79,14 @@ def _participants(rng: np.random.Generator, sizes: dict[str, int]) -> list[dict[
     return [
         {
             "unit_key": team,
+            "email": f"{team}-{n:02d}@example.com",
             "attributes": {
                 "tenure_band": str(rng.choice(TENURE, p=[0.15, 0.35, 0.25, 0.25])),
                 "location": str(rng.choice(LOCATIONS, p=[0.4, 0.25, 0.2, 0.15])),
             },
         }
         for team, size in sizes.items()
-        for _ in range(size)
+        for n in range(size)
     ]
 
 
@@ -119,8 +139,11 @@ def _answer(item: Item, rng: np.random.Generator, level: float, reverse: bool, b
     raise ValueError(f"unknown item type {item.type}")
 
 
-def _links(session: Session, settings: Settings, wave: Wave, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return waves.add_participants(session, wave, rows, base_url=settings.base_url, max_rows=settings.max_participants)
+def outbox(settings: Settings) -> Path:
+    """Where the demo's mails go: the configured folder when mail goes to one, else ``data_dir/outbox`` (the demo's
+    made-up addresses never reach a mail server)."""
+    target = settings.mail_url.get_secret_value() if settings.mail_url is not None else ""
+    return folder_of(target) if target.startswith("file:") else (settings.data_dir / "outbox").resolve()
 
 
 def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[str]:
@@ -135,11 +158,11 @@ def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[st
         with transaction(factory) as session:
             exists = session.scalar(select(Unit.id).where(Unit.key == ROOT)) is not None
         if exists and once:
-            yield "Demo organisation already loaded; here are a fresh key and links."
-            yield from _hand_out(factory, settings, rng)
+            yield "Demo organisation already loaded; here are fresh keys and the pulse wave's mails."
+            yield from _hand_out(factory, settings, secret)
             return
         if exists:
-            yield "Demo organisation already loaded; run with --once to get new links, or use a fresh database."
+            yield "Demo organisation already loaded; run with --once for fresh keys, or use a fresh database."
             return
         units, sizes = build_tree(rng)
         teams = list(sizes)
@@ -161,32 +184,11 @@ def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[st
                 loaded,
                 settings.min_group_size,
             )
+            add_participants(
+                session, wave, _participants(rng, sizes), secret=secret, max_rows=settings.max_participants
+            )
             waves.open_wave(session, wave, now)
-            links = _links(session, settings, wave, _participants(rng, sizes))
-            session.flush()  # the wave's attribute values, before the close below reloads the wave
-            invitations = {
-                i.token_hash: i for i in session.scalars(select(Invitation).where(Invitation.wave_id == wave.id))
-            }
-            for link in links:
-                if rng.random() > RESPONSE_RATE:
-                    continue
-                token = link["url"].rsplit("/s/", 1)[1]
-                team = link["unit_key"]
-                answers = synthetic_answers(
-                    full,
-                    rng,
-                    safety=-1.6 if team in low_safety else 0.0,
-                    barriers=1.0 if team in high_barriers else 0.0,
-                )
-                save_answers(
-                    session,
-                    wave=wave,
-                    invitation=invitations[tokens.token_hash(token)],
-                    token=token,
-                    secret=secret,
-                    answers=answers,
-                    complete=True,
-                )
+            _respond(session, wave, full, secret, rng, low_safety, high_barriers)
             waves.close_wave(session, wave, utcnow())
             closed_id = wave.id
             built = session.get(WaveResult, wave.id) is not None
@@ -203,7 +205,10 @@ def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[st
                 loaded,
                 settings.min_group_size,
             )
+            add_participants(session, pulse_wave, list(PULSE_PARTICIPANTS), secret=secret, max_rows=3)
             waves.open_wave(session, pulse_wave, now)
+            pulse_wave_id = pulse_wave.id
+        sent = deliver(factory, settings, secret, loaded, sender=FileSender(outbox(settings)), waves={pulse_wave_id})
         yield (
             f"Demo organisation: {len(units)} units, {len(teams)} teams, {sum(sizes.values())} participants; "
             f"wave {closed_id} (career-safety) closed "
@@ -211,22 +216,75 @@ def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[st
         )
         yield f"Teams low on psychological safety: {', '.join(sorted(low_safety))}"
         yield f"Teams with strong mobility barriers: {', '.join(sorted(high_barriers))}"
-        yield from _hand_out(factory, settings, rng)
+        yield f"Wave {pulse_wave_id} (career-pulse) is open; Peil mailed its {sent.sent} participants their invitation."
+        yield from _hand_out(factory, settings, secret)
     finally:
         engine.dispose()
 
 
-def _hand_out(factory: Any, settings: Settings, rng: np.random.Generator) -> Iterator[str]:
+def _respond(
+    session: Session,
+    wave: Wave,
+    instrument: Instrument,
+    secret: bytes,
+    rng: np.random.Generator,
+    low_safety: set[str],
+    high_barriers: set[str],
+) -> None:
+    """Synthetic answers for most of the wave's participants. The demo answers for people it made up, so it opens
+    their sealed contacts for their links, as only Peil's mail job otherwise does."""
+    session.flush()  # the wave's attribute values, before the close reloads the wave
+    teams = dict(session.execute(select(Unit.id, Unit.key)).all())
+    invitations = session.scalars(select(Invitation).where(Invitation.wave_id == wave.id).order_by(Invitation.id))
+    for invitation in invitations.all():
+        if rng.random() > RESPONSE_RATE or invitation.sealed_contact is None:
+            continue
+        team = teams[invitation.unit_id]
+        answers = synthetic_answers(
+            instrument, rng, safety=-1.6 if team in low_safety else 0.0, barriers=1.0 if team in high_barriers else 0.0
+        )
+        token = contact.unseal(secret, invitation.sealed_contact).token
+        save_answers(
+            session, wave=wave, invitation=invitation, token=token, secret=secret, answers=answers, complete=True
+        )
+
+
+def _hand_out(factory: Any, settings: Settings, secret: bytes) -> Iterator[str]:
+    """Fresh keys, and where the open pulse wave's mails are (with their links, since here the newcomer at the
+    terminal plays both HR and the three participants)."""
     with transaction(factory) as session:
         _row, dashboard = keys.create(session, role="dashboard", name="demo dashboard")
         _row, hr = keys.create(session, role="hr", name="demo hr")
         pulse = session.scalar(select(Wave).where(Wave.state == "open").order_by(Wave.id.desc()))
-        rows = [
-            {"unit_key": f"team-{n:03d}", "attributes": {"tenure_band": "1-3", "location": "Utrecht"}}
-            for n in (1, 2, 3)
-        ]
-        links = _links(session, settings, pulse, rows) if pulse is not None else []
+        hashes = set()
+        if pulse is not None:
+            query = select(Invitation.token_hash).where(Invitation.wave_id == pulse.id)
+            hashes = {h for h in session.scalars(query) if h is not None}
     yield f"Dashboard key (shown once): {dashboard}"
     yield f"HR key (shown once): {hr}"
-    for link in links:
-        yield f"Pulse link ({link['unit_key']}): {link['url']}"
+    folder = outbox(settings)
+    mails = [(path, link) for path, link in _mails(folder) if links.token_hash(_token(link)) in hashes]
+    if not mails:
+        yield f"The pulse wave's mails are no longer in {folder}."
+    for path, link in mails[-3:]:
+        yield f"Mail: {path}"
+        yield f"  its link: {link}"
+
+
+def _mails(folder: Path) -> list[tuple[Path, str]]:
+    """The invitations in an outbox folder with the link each holds, oldest first."""
+    found = []
+    for path in sorted(folder.glob("*-invitation-*.eml")):
+        message = BytesParser(policy=default).parsebytes(path.read_bytes())
+        body = message.get_body(preferencelist=("plain",))
+        match = _LINK.search(body.get_content() if body is not None else "")
+        if match:
+            found.append((path, match.group(0)))
+    return found
+
+
+def _token(link: str) -> str:
+    return link.rsplit("/s/", 1)[1].split("?", 1)[0]
+
+
+_LINK = re.compile(r"https?://\S+/s/[A-Za-z0-9_-]{43}\S*")

@@ -1,4 +1,4 @@
-"""Background jobs inside `peil serve`: the wave clock (and, when configured, the export)."""
+"""Background jobs inside `peil serve`: the wave clock, the mail job (and, when configured, the export)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.db import transaction
+from service.instruments.loader import LoadedInstrument, load_definitions
+from service.invitations.delivery import deliver
 from service.models.base import utcnow
 from service.waves import service as waves
 
@@ -25,6 +27,20 @@ def tick(factory: sessionmaker[Session]) -> None:
             log.info("clock: %d wave(s) changed state", changed)
     except Exception:
         log.exception("clock tick failed; retrying at the next tick")
+
+
+def mail_job(
+    settings: Settings, factory: sessionmaker[Session], instruments: dict[tuple[str, int], LoadedInstrument]
+) -> None:
+    """Send what is due: invitations of open waves (whoever opened them), then reminder rounds. Every worker runs
+    it; the mail lock lets one send at a time, so PEIL_MAIL_RATE holds for the whole service."""
+    try:
+        done = deliver(factory, settings, settings.secret(), instruments)
+    except Exception:
+        log.exception("mail job failed; retrying at its next run")
+        return
+    if done.sent or done.failed:
+        log.info("mail: %d invitation(s) sent, %d refused for good", done.sent, done.failed)
 
 
 def export_job(settings: Settings, factory: sessionmaker[Session]) -> None:
@@ -43,7 +59,13 @@ def export_job(settings: Settings, factory: sessionmaker[Session]) -> None:
         log.info("export run %d: %s", run.id, run.status)
 
 
-def start_scheduler(settings: Settings, factory: sessionmaker[Session]) -> BackgroundScheduler:
+def start_scheduler(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    instruments: dict[tuple[str, int], LoadedInstrument] | None = None,
+) -> BackgroundScheduler:
+    """The clock, the mail job (its messages name the instruments: loaded here unless given) and the export."""
+    instruments = instruments if instruments is not None else load_definitions(settings.definitions_dir)
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
         tick,
@@ -51,6 +73,15 @@ def start_scheduler(settings: Settings, factory: sessionmaker[Session]) -> Backg
         seconds=settings.clock_interval_seconds,
         args=[factory],
         id="clock",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        mail_job,
+        "interval",
+        seconds=settings.mail_interval_seconds,
+        args=[settings, factory, instruments],
+        id="mail",
         max_instances=1,
         coalesce=True,
     )

@@ -94,6 +94,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         secret_key=TEST_SECRET,  # type: ignore[arg-type]
         data_dir=tmp_path_factory.mktemp("data"),
         base_url="http://testserver",
+        mail_rate=10_000,  # the throttle has a test of its own; here it would only slow the suite
     )
 
 

@@ -1,4 +1,5 @@
-"""Typed factories for keys, units, waves and participants, over the HTTP API (as HR would)."""
+"""Typed factories for keys, units, waves and participants, over the HTTP API (as HR would); links come by mail
+(``tests.mail``)."""
 
 from __future__ import annotations
 
@@ -67,18 +68,28 @@ def create_wave(client: TestClient, hr: dict[str, str], **overrides: Any) -> dic
     return wave
 
 
-def invite(
-    client: TestClient, hr: dict[str, str], wave_id: int, per_team: int = 6, teams: list[str] | None = None
-) -> list[str]:
-    """Invite ``per_team`` people into each team; returns their link tokens."""
-    rows = [
-        {"unit_key": team, "attributes": {"tenure_band": ["<1", "1-3", "3+"][i % 3], "location": ["A", "B"][i % 2]}}
+def participants(wave_id: int, per_team: int = 6, teams: list[str] | None = None) -> list[dict[str, Any]]:
+    """``per_team`` participants in each team, with addresses unique to the wave and varied attributes."""
+    return [
+        {
+            "unit_key": team,
+            "email": f"w{wave_id}-{team}-{i}@example.com",
+            "attributes": {"tenure_band": ["<1", "1-3", "3+"][i % 3], "location": ["A", "B"][i % 2]},
+        }
         for team in (teams or [f"team{t}" for t in range(1, 8)])
         for i in range(per_team)
     ]
+
+
+def invite(
+    client: TestClient, hr: dict[str, str], wave_id: int, per_team: int = 6, teams: list[str] | None = None
+) -> list[str]:
+    """Invite ``per_team`` people into each team of a draft wave; returns their addresses, in upload order."""
+    rows = participants(wave_id, per_team, teams)
     response = client.post(f"/api/v1/waves/{wave_id}/participants", json={"participants": rows}, headers=hr)
     assert response.status_code == 201, response.text
-    return [link["url"].rsplit("/s/", 1)[1] for link in response.json()["links"]]
+    assert "/s/" not in response.text
+    return [row["email"] for row in rows]
 
 
 def open_wave(client: TestClient, hr: dict[str, str], wave_id: int) -> None:

@@ -1,22 +1,29 @@
-"""`peil demo`, as `make run` uses it: an organisation, a closed wave with published results, working keys."""
+"""`peil demo`, as `make run` uses it: an organisation, a closed wave with published results, working keys, and
+the open pulse wave's invitations in the outbox."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from service.cli import app as cli
 from service.config import get_settings
+from service.models import Invitation
 from tests.conftest import TEST_SECRET
+from tests.mail import parse
 
 
 @pytest.fixture
-def peil(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+def peil(settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[CliRunner]:
     monkeypatch.setenv("PEIL_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("PEIL_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("PEIL_MAIL_URL", raising=False)
     monkeypatch.setenv("PEIL_SECRET_KEY", TEST_SECRET)
     monkeypatch.setenv("PEIL_ENV", "test")
     get_settings.cache_clear()
@@ -45,5 +52,24 @@ def test_the_demo_publishes_the_organisation_and_most_teams(client: TestClient, 
     tour = client.get(f"/api/v1/waves/{wave}/results", params={"unit": "div-3-dep-1"}, headers=headers).json()
     assert not tour["units"][0]["total"]["suppressed"]
 
+    # The open pulse wave's three participants were mailed into the outbox; the demo says where, and the links work.
+    paths = re.findall(r"^Mail: (\S+)$", done.output, re.MULTILINE)
+    printed = re.findall(r"its link: http://[^/]+(/s/\S+)$", done.output, re.MULTILINE)
+    assert len(paths) == len(printed) == 3
+    mails = [parse(Path(path).read_bytes()) for path in paths]
+    assert sorted(m.to for m in mails) == ["anna@example.com", "bram@example.com", "chris@example.com"]
+    assert {m.to: m.language for m in mails}["chris@example.com"] == "en"
+    assert [f"/s/{m.token}?lang={m.language}" for m in mails] == printed
+    for link in printed:
+        assert client.get(link).status_code == 200
+    with client.app.state.sessionmaker() as session:  # the closed wave's contacts are gone
+        kept = session.scalar(
+            select(func.count())
+            .select_from(Invitation)
+            .where(Invitation.wave_id == wave, Invitation.sealed_contact.is_not(None))
+        )
+        assert kept == 0
+
     again = peil.invoke(cli, ["demo", "--once"])
     assert again.exit_code == 0 and "already loaded" in again.output
+    assert re.findall(r"^Mail: (\S+)$", again.output, re.MULTILINE) == paths  # the same mails, pointed to again

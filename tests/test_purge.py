@@ -21,6 +21,7 @@ from service.waves.purge import purged
 from tests.conftest import TEST_SECRET
 from tests.factories import create_wave, invite, make_key, open_wave, put_tree
 from tests.forms.answers import all_answers, as_fields
+from tests.mail import mail_links
 
 
 @pytest.fixture
@@ -36,8 +37,9 @@ def peil(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
 
 def _wave_with_answers(client: TestClient, app: FastAPI, hr: dict[str, str], name: str, *, close: bool) -> int:
     wave = create_wave(client, hr, name=name)
-    tokens = invite(client, hr, wave["id"], per_team=1, teams=["team1", "team2", "team3"])
+    emails = invite(client, hr, wave["id"], per_team=1, teams=["team1", "team2", "team3"])
     open_wave(client, hr, wave["id"])
+    tokens = mail_links(app, emails)
     instrument = app.state.instruments[("career-safety", 1)].instrument
     for n, token in enumerate(tokens):
         assert client.post(f"/s/{token}", data=as_fields(all_answers(instrument, n))).status_code == 200

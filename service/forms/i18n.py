@@ -24,6 +24,21 @@ WORDS: dict[Lang, dict[str, str]] = {
         "skip": "Naar de vragen",
         "privacy": "Privacy",
         "privacy_title": "Wat er met je antwoorden gebeurt",
+        # What Peil does, so the same for every survey (the form and the mails show it): keep it exactly true.
+        "privacy_text": "Peil bewaart je antwoorden zonder je naam of e-mailadres. We tonen resultaten alleen voor "
+        "groepen die een minimale omvang halen (meestal vijf mensen); kleinere groepen blijven verborgen. Niemand, "
+        "ook HR en je leidinggevende niet, kan in Peil jouw antwoorden inzien. Peil mailt je persoonlijke link zelf "
+        "naar je en laat hem nooit aan HR zien. Tot de peiling sluit, bewaart Peil je e-mailadres en je link "
+        "versleuteld, alleen om je de uitnodiging te sturen en, zolang je je antwoorden niet hebt verstuurd, een "
+        "herinnering als HR daarom vraagt (hoogstens één per twee dagen); HR hoort niet wie er een krijgt. Als de "
+        "peiling sluit, worden je adres en je link gewist; daarna hangen je antwoorden alleen nog aan je team of "
+        "afdeling en aan de gegevens die HR voor je heeft opgegeven (zoals diensttijd of locatie). Je link is "
+        "persoonlijk: deel hem niet en stuur hem niet door, want met de link kan iemand anders je antwoorden zien en "
+        "aanpassen zolang de peiling openstaat. Open antwoorden tonen we alleen voor grotere groepen, in "
+        "willekeurige volgorde en zonder namen; noem zelf ook liever geen namen. Drie eerlijke kanttekeningen: in "
+        "een groep van precies de minimale omvang kun je, door je eigen antwoord weg te laten, het gemiddelde van de "
+        "anderen afleiden. Als iedereen in een groep hetzelfde antwoord geeft, is dat antwoord zichtbaar. En tot de "
+        "peiling sluit, heeft wie de server van Peil beheert de sleutel waarmee je adres en je link te openen zijn.",
         "other_language": "Read in English",
         "progress": "Stap {page} van {pages}",
         "next": "Volgende",
@@ -47,19 +62,19 @@ WORDS: dict[Lang, dict[str, str]] = {
         "err_control": "Je antwoord bevat tekens die hier niet kunnen.",
         "err_form": "Het formulier kwam niet goed aan. Probeer het nog eens.",
         "thanks_title": "Bedankt!",
-        "thanks_text": "Je antwoorden zijn bewaard. Niemand kan zien wat jij persoonlijk hebt geantwoord: de "
-        "resultaten worden alleen getoond voor groepen die groot genoeg zijn.",
+        "thanks_text": "Je antwoorden zijn bewaard. HR en je leidinggevende zien alleen resultaten van groepen die "
+        "groot genoeg zijn, nooit wat jij persoonlijk hebt geantwoord.",
         "thanks_change": "Wil je iets aanpassen? Dat kan met dezelfde link tot {closes}.",
         "change_answers": "Mijn antwoorden wijzigen",
         "not_found_title": "Deze link werkt niet",
-        "not_found_text": "We kunnen deze link niet vinden. Kopieer de hele link uit je uitnodiging en probeer het "
-        "opnieuw. Werkt het dan nog niet, vraag dan een nieuwe link aan bij HR.",
+        "not_found_text": "We kunnen deze link niet vinden. Kopieer de hele link uit je uitnodigingsmail en probeer "
+        "het opnieuw. Een link werkt niet meer als de eigenaar uit de peiling is gehaald.",
         "not_open_title": "Deze vragenlijst is nog niet open",
         "not_open_text": "Je kunt hem invullen vanaf {opens}. Bewaar je link tot dan.",
         "not_open_unplanned": "Je kunt hem invullen zodra HR hem opent. Bewaar je link tot dan.",
         "closed_title": "Deze vragenlijst is gesloten",
-        "closed_text": "Je kunt geen antwoorden meer geven of wijzigen. Wat al was bewaard, telt mee in de "
-        "resultaten. Bedankt voor je interesse.",
+        "closed_text": "Je kunt geen antwoorden meer geven of wijzigen. Als je je antwoorden had verstuurd, tellen "
+        "ze mee in de resultaten. Bedankt voor je interesse.",
         "unavailable_title": "Even niet bereikbaar",
         "unavailable_text": "Peil kan je antwoorden nu even niet ophalen of opslaan. Probeer het over een paar "
         "seconden opnieuw. Nog een keer versturen kan geen kwaad: je antwoorden worden één keer bewaard.",
@@ -72,6 +87,20 @@ WORDS: dict[Lang, dict[str, str]] = {
         "skip": "Skip to the questions",
         "privacy": "Privacy",
         "privacy_title": "What happens to your answers",
+        "privacy_text": "Peil stores your answers without your name or email address. Results are only shown for "
+        "groups that reach a minimum size (usually five people); smaller groups stay hidden. Nobody, not even HR or "
+        "your manager, can see your individual answers in Peil. Peil mails you your personal link itself and never "
+        "shows it to HR. Until the survey closes, Peil keeps your email address and your link encrypted, only to "
+        "send you the invitation and, as long as you have not sent your answers, a reminder when HR asks for one "
+        "(at most one every two days); HR is not told who gets one. When the survey closes, your address and your "
+        "link are erased; from then on your answers are tied only to your team or department and to the details HR "
+        "gave for you (such as tenure band or location). Your link is personal: please don't share or forward it, "
+        "because anyone with the link can see and change your answers while the survey is open. Free-text answers "
+        "are shown only for larger groups, in random order and without names; please don't mention names yourself "
+        "either. Three honest limits: in a group of exactly the minimum size, a member could work out the average "
+        "of the others by leaving out their own answer. If everyone in a group gives the same answer, that answer "
+        "is visible. And until the survey closes, whoever runs Peil's server holds the key that opens your address "
+        "and your link.",
         "other_language": "Lees in het Nederlands",
         "progress": "Step {page} of {pages}",
         "next": "Next",
@@ -95,19 +124,19 @@ WORDS: dict[Lang, dict[str, str]] = {
         "err_control": "Your answer contains characters that cannot be used here.",
         "err_form": "The form did not arrive intact. Please try again.",
         "thanks_title": "Thank you!",
-        "thanks_text": "Your answers have been saved. Nobody can see what you personally answered: results are "
-        "shown only for groups that are large enough.",
+        "thanks_text": "Your answers have been saved. HR and your manager only see results of groups that are "
+        "large enough, never what you personally answered.",
         "thanks_change": "Want to change something? You can, with the same link, until {closes}.",
         "change_answers": "Change my answers",
         "not_found_title": "This link does not work",
-        "not_found_text": "We cannot find this link. Copy the whole link from your invitation and try again. If it "
-        "still does not work, ask HR for a new link.",
+        "not_found_text": "We cannot find this link. Copy the whole link from your invitation email and try again. "
+        "A link stops working when its owner is taken out of the survey.",
         "not_open_title": "This survey is not open yet",
         "not_open_text": "You can fill it in from {opens}. Keep your link until then.",
         "not_open_unplanned": "You can fill it in once HR opens it. Keep your link until then.",
         "closed_title": "This survey has closed",
-        "closed_text": "Answers can no longer be given or changed. What was already saved counts in the results. "
-        "Thank you for your interest.",
+        "closed_text": "Answers can no longer be given or changed. If you had sent your answers, they count in the "
+        "results. Thank you for your interest.",
         "unavailable_title": "Briefly unavailable",
         "unavailable_text": "Peil cannot load or save your answers right now. Please try again in a few seconds. "
         "Sending them again does no harm: your answers are stored once.",

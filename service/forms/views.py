@@ -111,7 +111,7 @@ def page_view(
     return PageView(
         title=instrument.title.get(lang),
         description=instrument.description.get(lang),
-        privacy=instrument.privacy.get(lang),
+        privacy=words["privacy_text"],
         section_title=section.title.get(lang),
         section_intro=section.intro.get(lang) if section.intro else None,
         page=page,
@@ -127,7 +127,7 @@ def page_view(
 def thanks_view(instrument: Instrument, closes_at: datetime, lang: Lang) -> ThanksView:
     return ThanksView(
         title=instrument.title.get(lang),
-        privacy=instrument.privacy.get(lang),
+        privacy=i18n.WORDS[lang]["privacy_text"],
         change=i18n.WORDS[lang]["thanks_change"].format(closes=i18n.when(closes_at, lang)),
     )
 

@@ -145,7 +145,9 @@ class Instrument(_Strict):
     version: int = Field(ge=1)
     title: Text
     description: Text
-    privacy: Text
+    # Superseded: the form and the mails show the service's own privacy statement (service/forms/i18n.py), since
+    # what it promises is what Peil does, the same for every instrument. Published files keep theirs.
+    privacy: Text | None = Field(default=None, description="Not shown: the service's own privacy statement is.")
     languages: tuple[Lang, ...] = ("nl", "en")
     scales: ScaleLabels
     constructs: tuple[Construct, ...] = Field(min_length=1)

@@ -6,6 +6,7 @@ from service.models.base import Base
 from service.models.export import ExportLock, ExportRun
 from service.models.instrument import PublishedInstrument
 from service.models.invitation import Invitation
+from service.models.mail import MailLock, ReminderRound
 from service.models.response import Response
 from service.models.result import WaveResult
 from service.models.unit import Unit
@@ -18,7 +19,9 @@ __all__ = [
     "ExportLock",
     "ExportRun",
     "Invitation",
+    "MailLock",
     "PublishedInstrument",
+    "ReminderRound",
     "Response",
     "Unit",
     "Wave",

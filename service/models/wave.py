@@ -29,6 +29,7 @@ class Wave(Base):
     closes_at: Mapped[datetime]
     min_group_size: Mapped[int]
     attributes: Mapped[list[str]]
+    language: Mapped[str] = mapped_column(String(2), default="nl")  # of the mails; a participant's row may differ
     # The values seen per attribute over all uploads (not per person: invitations keep theirs sealed).
     attribute_values: Mapped[dict[str, Any]] = mapped_column(default=dict)
     state: Mapped[str] = mapped_column(String(8), default="draft", index=True)

@@ -1,4 +1,4 @@
-"""Waves: create, list, get, update, open, close; participants and their links; participation."""
+"""Waves: create, list, get, update, open, close; participants (never their links); participation."""
 
 from __future__ import annotations
 
@@ -14,11 +14,22 @@ from service.auth import HR, Reader
 from service.db import SessionDep
 from service.deps import InstrumentsDep, SettingsDep, wants_csv
 from service.errors import Unprocessable
+from service.invitations.service import mail_counts
 from service.results import tabular
 from service.results.tabular import CSV_RESPONSE
-from service.waves import service
+from service.waves import participants, service
 from service.waves.participation import participation as participation_of
-from service.waves.schemas import Link, LinksOut, Participation, Wave, WaveCreate, WaveList, WaveUpdate
+from service.waves.schemas import (
+    ParticipantsRemoval,
+    ParticipantsRemoved,
+    ParticipantsUploaded,
+    Participation,
+    UnitCount,
+    Wave,
+    WaveCreate,
+    WaveList,
+    WaveUpdate,
+)
 
 router = APIRouter(tags=["waves"])
 
@@ -35,6 +46,7 @@ RawBody = Annotated[bytes, Depends(_raw_body)]
 def _out(session: SessionDep, wave: Any) -> Wave:
     out = Wave.model_validate(wave)
     out.invited = service.invited_count(session, wave.id)
+    out.mail = mail_counts(session, wave.id)
     return out
 
 
@@ -72,7 +84,7 @@ def update_wave(wave_id: int, body: WaveUpdate, key: HR, session: SessionDep) ->
 
 @router.post("/waves/{wave_id}/open", summary="Open a wave now", responses={**ERRORS, 409: {}})
 def open_wave(wave_id: int, key: HR, session: SessionDep) -> Wave:
-    """draft -> open."""
+    """draft -> open; the mail job then sends every participant their link (never within this request)."""
     wave = service.advance(session, service.get(session, wave_id, for_update=True))
     service.open_wave(session, wave)
     audit.record(session, key.name, "wave.opened", wave.id)
@@ -81,7 +93,7 @@ def open_wave(wave_id: int, key: HR, session: SessionDep) -> Wave:
 
 @router.post("/waves/{wave_id}/close", summary="Close a wave now", responses={**ERRORS, 409: {}})
 def close_wave(wave_id: int, key: HR, session: SessionDep) -> Wave:
-    """open -> closed; the wave's result table is computed once, now."""
+    """open -> closed; the wave's result table is computed once, now, and its participants' contacts erased."""
     wave = service.advance(session, service.get(session, wave_id, for_update=True))
     service.close_wave(session, wave)
     audit.record(session, key.name, "wave.closed", wave.id)
@@ -102,9 +114,11 @@ _PARTICIPANTS_BODY = {
                             "maxItems": 50000,
                             "items": {
                                 "type": "object",
-                                "required": ["unit_key"],
+                                "required": ["unit_key", "email"],
                                 "properties": {
                                     "unit_key": {"type": "string"},
+                                    "email": {"type": "string", "format": "email"},
+                                    "language": {"type": "string", "enum": ["nl", "en"]},
                                     "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
                                 },
                             },
@@ -112,7 +126,9 @@ _PARTICIPANTS_BODY = {
                     },
                 }
             },
-            "text/csv": {"schema": {"type": "string", "description": "header: unit_key,<attribute>,..."}},
+            "text/csv": {
+                "schema": {"type": "string", "description": "header: unit_key,email[,language],<attribute>,..."}
+            },
         },
     }
 }
@@ -121,29 +137,47 @@ _PARTICIPANTS_BODY = {
 @router.post(
     "/waves/{wave_id}/participants",
     status_code=201,
-    summary="Add participants and get their links",
+    summary="Add participants to a draft wave",
+    response_model=ParticipantsUploaded,
     responses={**ERRORS, 409: {}, 413: {}, 422: {}, 201: {"content": {"text/csv": {}}}},
     openapi_extra=_PARTICIPANTS_BODY,
 )
 def add_participants(
     wave_id: int, key: HR, body: RawBody, request: Request, session: SessionDep, settings: SettingsDep
-) -> Any:
-    """Invite participants (JSON or CSV); each link is in this answer once and stored nowhere."""
+) -> ParticipantsUploaded | Response:
+    """Invite participants (JSON or CSV, all rows or none); answers counts per unit. Peil mails each their link
+    when the wave opens: no link is in this answer, or anywhere HR can read."""
     wave = service.advance(session, service.get(session, wave_id, for_update=True))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    rows = service.parse_csv(body, wave.attributes) if content_type == "text/csv" else _json_rows(body)
-    created = service.add_participants(
-        session, wave, rows, base_url=settings.base_url, max_rows=settings.max_participants
+    rows = participants.parse_csv(body, wave.attributes) if content_type == "text/csv" else _json_rows(body)
+    uploaded = participants.add_participants(
+        session, wave, rows, secret=request.app.state.secret, max_rows=settings.max_participants
     )
-    audit.record(session, key.name, "participants.uploaded", wave.id, count=len(created))
+    audit.record(session, key.name, "participants.uploaded", wave.id, count=uploaded.created)
+    units = [UnitCount(unit_key=unit, created=n) for unit, n in sorted(uploaded.per_unit.items())]
     if wants_csv(request):
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["unit_key", *wave.attributes, "url"])
-        for link in created:
-            writer.writerow([link["unit_key"], *(link["attributes"][a] for a in wave.attributes), link["url"]])
+        writer.writerow(["unit_key", "created"])
+        writer.writerows([unit.unit_key, unit.created] for unit in units)
         return Response(buffer.getvalue(), status_code=201, media_type="text/csv")
-    return LinksOut(wave_id=wave_id, created=len(created), links=[Link(**link) for link in created])
+    return ParticipantsUploaded(wave_id=wave.id, created=uploaded.created, units=units)
+
+
+@router.post(
+    "/waves/{wave_id}/participants/removals",
+    summary="Take participants out of a wave",
+    responses={**ERRORS, 409: {}, 422: {}},
+)
+def remove_participants(
+    wave_id: int, body: ParticipantsRemoval, key: HR, request: Request, session: SessionDep
+) -> ParticipantsRemoved:
+    """Someone left: no more mail reaches them and their link stops working. In an open wave they stay counted as
+    invited, so no figure tells whether they had answered; their response, if any, stays. All or nobody."""
+    wave = service.advance(session, service.get(session, wave_id, for_update=True))
+    removed = participants.remove_participants(session, wave, body.emails, secret=request.app.state.secret)
+    audit.record(session, key.name, "participants.removed", wave.id, count=removed)
+    return ParticipantsRemoved(wave_id=wave.id, removed=removed)
 
 
 def _json_rows(body: bytes) -> list[dict[str, Any]]:
@@ -154,7 +188,7 @@ def _json_rows(body: bytes) -> list[dict[str, Any]]:
     if not isinstance(document, dict) or not isinstance(document.get("participants"), list):
         raise Unprocessable('the body must be {"participants": [...]}')
     rows = document["participants"]
-    return [row if isinstance(row, dict) else {"unit_key": None} for row in rows]
+    return [row if isinstance(row, dict) else {"unit_key": None, "email": None} for row in rows]
 
 
 @router.get(

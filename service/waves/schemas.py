@@ -10,6 +10,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 AttributeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 AttributeValue = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 UnitKey = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+Language = Literal["nl", "en"]
 
 MAX_ATTRIBUTES = 5
 
@@ -32,6 +33,7 @@ class WaveCreate(_In):
     closes_at: AwareDatetime
     min_group_size: int | None = Field(default=None, ge=3, le=1000, description="default: PEIL_MIN_GROUP_SIZE (5)")
     attributes: Annotated[list[AttributeName], Field(max_length=MAX_ATTRIBUTES), AfterValidator(_unique)] = []
+    language: Language = Field(default="nl", description="the mails' language for participants who name none")
 
 
 class WaveUpdate(_In):
@@ -42,6 +44,16 @@ class WaveUpdate(_In):
     closes_at: AwareDatetime | None = None
     min_group_size: int | None = Field(default=None, ge=3, le=1000)
     attributes: Annotated[list[AttributeName], Field(max_length=MAX_ATTRIBUTES), AfterValidator(_unique)] | None = None
+
+
+class MailCounts(BaseModel):
+    """Where the wave's invitation mails stand, without an address: waiting, accepted by the mail server, refused for
+    good (a 5xx, or temporary refusals until Peil gave up), and participants taken out of the open wave."""
+
+    pending: int = 0
+    sent: int = 0
+    failed: int = 0
+    removed: int = 0
 
 
 class Wave(BaseModel):
@@ -59,7 +71,9 @@ class Wave(BaseModel):
     created_at: datetime
     opened_at: datetime | None
     closed_at: datetime | None
+    language: Language = "nl"
     invited: int = 0
+    mail: MailCounts = Field(default_factory=MailCounts)
 
 
 class WaveList(BaseModel):
@@ -68,6 +82,8 @@ class WaveList(BaseModel):
 
 class ParticipantIn(_In):
     unit_key: UnitKey
+    email: Annotated[str, StringConstraints(min_length=1, max_length=320, strip_whitespace=True)]
+    language: Language | None = Field(default=None, description="the mails' language; default: the wave's")
     attributes: dict[AttributeName, AttributeValue] = {}
 
 
@@ -75,16 +91,28 @@ class ParticipantsUpload(_In):
     participants: list[ParticipantIn] = Field(max_length=50_000)
 
 
-class Link(BaseModel):
+class UnitCount(BaseModel):
     unit_key: str
-    attributes: dict[str, str]
-    url: str
+    created: int
 
 
-class LinksOut(BaseModel):
+class ParticipantsUploaded(BaseModel):
+    """An upload's outcome: invitations created per unit. Links go to the participants by mail, never here."""
+
     wave_id: int
     created: int
-    links: list[Link]
+    units: list[UnitCount]
+
+
+class ParticipantsRemoval(_In):
+    emails: list[Annotated[str, StringConstraints(min_length=1, max_length=320)]] = Field(
+        min_length=1, max_length=10_000
+    )
+
+
+class ParticipantsRemoved(BaseModel):
+    wave_id: int
+    removed: int
 
 
 class ParticipationRow(BaseModel):

@@ -1,23 +1,19 @@
-"""Waves: validation, the state machine draft -> open -> closed (by API or by the clock), participants."""
+"""Waves: validation, the state machine draft -> open -> closed (by API or by the clock), counts per unit."""
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
-from pydantic import ValidationError
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from service import links
 from service.errors import Conflict, NotFound, Unprocessable
 from service.instruments.loader import LoadedInstrument
-from service.models import Invitation, Response, Unit, Wave
+from service.invitations.service import erase_contacts
+from service.models import Invitation, Response, Wave
 from service.models.base import utcnow
-from service.waves.schemas import ParticipantIn, WaveCreate, WaveUpdate
+from service.waves.schemas import WaveCreate, WaveUpdate
 
 MAX_WINDOW = timedelta(days=366)
 MAX_VALUES_PER_ATTRIBUTE = 50
@@ -71,6 +67,7 @@ def create(session: Session, data: WaveCreate, instruments: Instruments, default
         min_group_size=data.min_group_size or default_min_group_size,
         attributes=list(data.attributes),
         attribute_values={},
+        language=data.language,
         state="draft",
     )
     session.add(wave)
@@ -132,6 +129,7 @@ def _close(session: Session, wave: Wave, now: datetime) -> bool:
     session.refresh(wave)
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
+    erase_contacts(session, wave.id, now)  # no mail for a closed wave: its sealed emails and tokens go
     for hook in _close_hooks:
         hook(session, wave)
     return True
@@ -170,119 +168,6 @@ def invited_count(session: Session, wave_id: int) -> int:
 
 def list_waves(session: Session) -> list[Wave]:
     return list(session.scalars(select(Wave).order_by(Wave.id)))
-
-
-# Participants -------------------------------------------------------------------------------------------
-
-
-def parse_csv(body: bytes, attributes: Iterable[str]) -> list[dict[str, Any]]:
-    """Rows of a CSV upload with a header ``unit_key,<attribute>,...`` as participant dicts."""
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise Unprocessable("the CSV is not UTF-8") from exc
-    reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
-    if "unit_key" not in header:
-        raise Unprocessable("the CSV needs a header row with a unit_key column")
-    unexpected = [h for h in header if h != "unit_key" and h not in set(attributes)]
-    if unexpected:
-        raise Unprocessable(f"unknown CSV columns: {', '.join(unexpected[:10])}")
-    rows: list[dict[str, Any]] = []
-    try:
-        for row in reader:
-            if None in row:
-                raise Unprocessable(f"row {len(rows) + 1}: more fields than the header has")
-            rows.append(
-                {"unit_key": row.get("unit_key") or "", "attributes": {k: v for k, v in row.items() if k != "unit_key"}}
-            )
-    except csv.Error as exc:
-        raise Unprocessable(f"the CSV cannot be read: {exc}") from exc
-    return rows
-
-
-def add_participants(
-    session: Session, wave: Wave, raw_rows: list[dict[str, Any]], *, base_url: str, max_rows: int
-) -> list[dict[str, Any]]:
-    """Validate every row, then create one invitation per row; returns each row's link (the only copy)."""
-    if wave.state == "closed":
-        raise Conflict("participants cannot join a closed wave")
-    if len(raw_rows) > max_rows:
-        raise Unprocessable(f"at most {max_rows} participants in one upload; got {len(raw_rows)}")
-    if not raw_rows:
-        raise Unprocessable("no participants given")
-    unit_ids = dict(session.execute(select(Unit.key, Unit.id)).all())
-    expected = set(wave.attributes)
-    errors: list[dict[str, Any]] = []
-    rows: list[ParticipantIn] = []
-    for number, raw in enumerate(raw_rows, start=1):
-        try:
-            row = ParticipantIn.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
-            errors.append({"row": number, "field": field, "reason": first["msg"]})
-            continue
-        if row.unit_key not in unit_ids:
-            errors.append({"row": number, "field": "unit_key", "reason": f"unknown unit {row.unit_key!r}"})
-        missing = sorted(expected - row.attributes.keys())
-        unknown = sorted(row.attributes.keys() - expected)
-        if missing:
-            errors.append({"row": number, "field": "attributes", "reason": f"missing {', '.join(missing)}"})
-        if unknown:
-            errors.append(
-                {"row": number, "field": "attributes", "reason": f"not an attribute of this wave: {', '.join(unknown)}"}
-            )
-        rows.append(row)
-    values = _values_with(wave, rows)
-    if not errors:
-        errors.extend(_too_many_values(values))
-    if errors:
-        shown = errors[:MAX_REPORTED_ROW_ERRORS]
-        summary = "; ".join(f"row {e['row']}: {e['reason']}" if "row" in e else e["reason"] for e in shown[:5])
-        raise Unprocessable(f"{len(errors)} problem(s), nothing was stored: {summary}", details=shown)
-
-    tokens = [links.new_token() for _ in rows]
-    session.execute(
-        insert(Invitation),
-        [
-            {
-                "wave_id": wave.id,
-                "unit_id": unit_ids[row.unit_key],
-                "sealed_attributes": links.seal(token, row.attributes),
-                "token_hash": links.token_hash(token),
-            }
-            for row, token in zip(rows, tokens, strict=True)
-        ],
-    )
-    wave.attribute_values = values
-    base = base_url.rstrip("/")
-    return [
-        {"unit_key": row.unit_key, "attributes": row.attributes, "url": f"{base}/s/{token}"}
-        for row, token in zip(rows, tokens, strict=True)
-    ]
-
-
-def _values_with(wave: Wave, rows: list[ParticipantIn]) -> dict[str, list[str]]:
-    """The wave's attribute values with those of ``rows`` added, sorted (kept per wave, not per person)."""
-    values: dict[str, set[str]] = {name: set(wave.attribute_values.get(name, ())) for name in wave.attributes}
-    for row in rows:
-        for name, value in row.attributes.items():
-            if name in values:
-                values[name].add(value)
-    return {name: sorted(found) for name, found in values.items()}
-
-
-def _too_many_values(values: dict[str, list[str]]) -> list[dict[str, Any]]:
-    """Cuts are published per attribute value: refuse attributes with so many values they identify people."""
-    return [
-        {
-            "field": f"attributes.{name}",
-            "reason": f"{name} has {len(vals)} distinct values; at most {MAX_VALUES_PER_ATTRIBUTE}",
-        }
-        for name, vals in values.items()
-        if len(vals) > MAX_VALUES_PER_ATTRIBUTE
-    ]
 
 
 def counts_per_unit(session: Session, wave_id: int) -> tuple[dict[int, int], dict[int, int]]:

@@ -22,6 +22,8 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/waves/{wave_id}/open"): {"hr"},
     ("POST", "/api/v1/waves/{wave_id}/close"): {"hr"},
     ("POST", "/api/v1/waves/{wave_id}/participants"): {"hr"},
+    ("POST", "/api/v1/waves/{wave_id}/participants/removals"): {"hr"},
+    ("POST", "/api/v1/waves/{wave_id}/reminders"): {"hr"},
     ("GET", "/api/v1/waves/{wave_id}/participation"): {"hr", "dashboard"},
     ("GET", "/api/v1/waves/{wave_id}/results"): {"hr", "dashboard"},
     ("GET", "/api/v1/waves/{wave_id}/heatmap"): {"hr", "dashboard"},

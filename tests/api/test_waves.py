@@ -1,10 +1,11 @@
-"""Waves: validation, the state machine by API and by the clock, participants and their links, participation."""
+"""Waves: validation, the state machine by API and by clock, participants (links go by mail), participation."""
 
 from __future__ import annotations
 
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,9 +13,12 @@ from sqlalchemy import func, select
 
 from service import links
 from service.db import transaction
+from service.invitations.sender import FileSender
 from service.models import Invitation, Wave
 from service.waves import service as waves
-from tests.factories import create_wave, invite, make_key, open_wave, put_tree, small_tree, wave_body
+from service.waves.participants import add_participants
+from tests.factories import create_wave, invite, make_key, open_wave, participants, put_tree, small_tree, wave_body
+from tests.mail import outbox, run_mail_job, tokens_for
 
 
 @pytest.fixture
@@ -66,11 +70,9 @@ def test_state_machine_by_api(client: TestClient, hr) -> None:
     assert fixed.status_code == 409 and "min_group_size" in fixed.json()["error"]["message"]
     closed = client.post(f"/api/v1/waves/{wid}/close", headers=hr)
     assert closed.status_code == 200 and closed.json()["state"] == "closed"
+    late = {"unit_key": "team1", "email": "late@example.com", "attributes": {"tenure_band": "<1", "location": "A"}}
     assert (
-        client.post(
-            f"/api/v1/waves/{wid}/participants", json={"participants": [{"unit_key": "team1"}]}, headers=hr
-        ).status_code
-        == 409
+        client.post(f"/api/v1/waves/{wid}/participants", json={"participants": [late]}, headers=hr).status_code == 409
     )
 
 
@@ -86,20 +88,37 @@ def test_state_machine_by_clock(client: TestClient, hr, app) -> None:
     assert client.get(f"/api/v1/waves/{wave['id']}", headers=hr).json()["state"] == "closed"
 
 
-def test_participants_json_and_links(client: TestClient, hr, app) -> None:
+def test_participants_answer_counts_and_links_go_by_mail(client: TestClient, hr, app) -> None:
     wave = create_wave(client, hr)
-    tokens = invite(client, hr, wave["id"], per_team=3, teams=["team1", "team2"])
-    assert len(tokens) == 6 and len(set(tokens)) == 6
-    assert all(links.plausible(t) for t in tokens)  # 43 url-safe characters: 256 bits
+    rows = participants(wave["id"], per_team=3, teams=["team1", "team2"])
+    rows[0]["language"] = "en"
+    response = client.post(f"/api/v1/waves/{wave['id']}/participants", json={"participants": rows}, headers=hr)
+    assert response.status_code == 201, response.text
+    assert response.json() == {
+        "wave_id": wave["id"],
+        "created": 6,
+        "units": [{"unit_key": "team1", "created": 3}, {"unit_key": "team2", "created": 3}],
+    }
+    body = client.get(f"/api/v1/waves/{wave['id']}", headers=hr).json()
+    assert body["invited"] == 6 and body["mail"] == {"pending": 6, "sent": 0, "failed": 0, "removed": 0}
+    open_wave(client, hr, wave["id"])
+    emails = [row["email"] for row in rows]
+    folder = app.state.settings.data_dir / f"outbox-{wave['id']}-{uuid4().hex}"
+    run_mail_job(app, FileSender(folder))
+    mails = outbox(folder)
+    tokens = tokens_for(mails, emails)
+    assert len(set(tokens)) == 6 and all(links.plausible(t) for t in tokens)  # 43 url-safe characters: 256 bits
+    assert {m.to: m.language for m in mails} == {e: "en" if e == emails[0] else "nl" for e in emails}
     with app.state.sessionmaker() as session:
         stored = set(session.scalars(select(Invitation.token_hash)))
-    assert stored == {links.token_hash(t) for t in tokens}  # only the hash is kept
-    assert client.get(f"/api/v1/waves/{wave['id']}", headers=hr).json()["invited"] == 6
+    assert stored == {links.token_hash(t) for t in tokens}  # in the clear, only the hash is kept
+    assert client.get(f"/api/v1/waves/{wave['id']}", headers=hr).json()["mail"]["sent"] == 6
+    assert client.get(f"/s/{tokens[0]}").status_code == 200
 
 
 def test_participants_csv_in_and_out(client: TestClient, hr) -> None:
-    wave = create_wave(client, hr)
-    body = "unit_key,tenure_band,location\nteam1,<1,A\nteam2,3+,B\n"
+    wave = create_wave(client, hr, language="en")
+    body = "unit_key,email,language,tenure_band,location\nteam1,a@example.com,,<1,A\nteam2,b@example.com,nl,3+,B\n"
     response = client.post(
         f"/api/v1/waves/{wave['id']}/participants",
         content=body.encode(),
@@ -107,36 +126,77 @@ def test_participants_csv_in_and_out(client: TestClient, hr) -> None:
     )
     assert response.status_code == 201, response.text
     assert response.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(response.text)))
-    assert [r["unit_key"] for r in rows] == ["team1", "team2"]
-    assert rows[1]["tenure_band"] == "3+" and rows[0]["url"].startswith("http://testserver/s/")
+    assert list(csv.reader(io.StringIO(response.text))) == [["unit_key", "created"], ["team1", "1"], ["team2", "1"]]
+    assert client.get(f"/api/v1/waves/{wave['id']}", headers=hr).json()["language"] == "en"
 
 
 def test_a_bad_row_refuses_the_whole_upload(client: TestClient, hr, app) -> None:
     wave = create_wave(client, hr)
+    good = {"unit_key": "team1", "email": "ok@example.com", "attributes": {"tenure_band": "<1", "location": "A"}}
     rows = [
-        {"unit_key": "team1", "attributes": {"tenure_band": "<1", "location": "A"}},
-        {"unit_key": "nowhere", "attributes": {"tenure_band": "<1", "location": "A"}},
-        {"unit_key": "team1", "attributes": {"tenure_band": "<1"}},
-        {"unit_key": "team1", "attributes": {"tenure_band": "<1", "location": "A", "salary": "high"}},
-        {"unit_key": "team1", "attributes": {"tenure_band": "", "location": "A"}},
+        good,
+        {**good, "unit_key": "nowhere", "email": "p2@example.com"},
+        {**good, "email": "p3@example.com", "attributes": {"tenure_band": "<1"}},
+        {**good, "email": "p4@example.com", "attributes": {"tenure_band": "<1", "location": "A", "salary": "high"}},
+        {**good, "email": "p5@example.com", "attributes": {"tenure_band": "", "location": "A"}},
         "not an object",
+        {"unit_key": "team1", "attributes": {"tenure_band": "<1", "location": "A"}},  # no email
+        {**good, "email": "not an address"},
+        {**good, "email": "OK@example.com"},  # row 1's address again
+        {**good, "email": "p10@example.com", "language": "fr"},
     ]
     response = client.post(f"/api/v1/waves/{wave['id']}/participants", json={"participants": rows}, headers=hr)
     assert response.status_code == 422
     details = response.json()["error"]["details"]
-    assert {d["row"] for d in details} == {2, 3, 4, 5, 6}
-    assert any("nowhere" in d["reason"] for d in details)
-    assert any("salary" in d["reason"] for d in details)
+    assert {d["row"] for d in details} == set(range(2, 11))
+    reasons = {d["row"]: d["reason"] for d in details}
+    assert "nowhere" in reasons[2] and "salary" in reasons[4]
+    assert "email" in reasons[7] and "required" in reasons[7].lower()
+    assert reasons[8].startswith("email:") and "row 1" in reasons[9] and "language" in reasons[10]
     with app.state.sessionmaker() as session:
         assert session.scalar(select(func.count()).select_from(Invitation)) == 0
+    # A second upload may not invite an address the wave already has (in any case).
+    assert (
+        client.post(f"/api/v1/waves/{wave['id']}/participants", json={"participants": [good]}, headers=hr).status_code
+        == 201
+    )
+    again = client.post(
+        f"/api/v1/waves/{wave['id']}/participants",
+        json={"participants": [{**good, "email": "new@example.com"}, {**good, "email": "Ok@Example.com"}]},
+        headers=hr,
+    )
+    assert again.status_code == 422, again.text
+    [problem] = again.json()["error"]["details"]
+    assert problem == {"row": 2, "field": "email", "reason": "already a participant of this wave"}
+    assert client.get(f"/api/v1/waves/{wave['id']}", headers=hr).json()["invited"] == 1
+
+
+def test_participants_csv_needs_an_email_column(client: TestClient, hr) -> None:
+    wave = create_wave(client, hr)
+    response = client.post(
+        f"/api/v1/waves/{wave['id']}/participants",
+        content=b"unit_key,tenure_band,location\nteam1,<1,A\n",
+        headers={**hr, "content-type": "text/csv"},
+    )
+    assert response.status_code == 422 and "email" in response.json()["error"]["message"]
+
+
+def test_an_open_wave_takes_no_new_participants(client: TestClient, hr, app) -> None:
+    wave = create_wave(client, hr)
+    invite(client, hr, wave["id"], per_team=5, teams=["team1"])
+    open_wave(client, hr, wave["id"])
+    late = {"unit_key": "team1", "email": "new.hire@example.com", "attributes": {"tenure_band": "<1", "location": "A"}}
+    response = client.post(f"/api/v1/waves/{wave['id']}/participants", json={"participants": [late]}, headers=hr)
+    assert response.status_code == 409
+    assert "next wave" in response.json()["error"]["message"]
+    assert client.get(f"/api/v1/waves/{wave['id']}", headers=hr).json()["invited"] == 5
 
 
 def test_upload_limits(client: TestClient, hr, app) -> None:
     wave = create_wave(client, hr)
     app.state.settings.max_participants, old = 3, app.state.settings.max_participants
     try:
-        rows = [{"unit_key": "team1", "attributes": {"tenure_band": "<1", "location": "A"}}] * 4
+        rows = participants(wave["id"], per_team=4, teams=["team1"])
         response = client.post(f"/api/v1/waves/{wave['id']}/participants", json={"participants": rows}, headers=hr)
         assert response.status_code == 422 and "at most 3" in response.json()["error"]["message"]
     finally:
@@ -177,18 +237,18 @@ def test_window_end_in_the_past_cannot_open(client: TestClient, hr, app) -> None
 
 
 def test_closing_keeps_changes_made_in_the_same_transaction(client: TestClient, hr, app) -> None:
-    """Participants uploaded and the wave closed in one transaction: the attribute values recorded survive."""
+    """Participants uploaded, the wave opened and closed in one transaction: the attribute values recorded survive."""
     wave = create_wave(client, hr)
-    open_wave(client, hr, wave["id"])
     with transaction(app.state.sessionmaker) as session:
         row = waves.get(session, wave["id"])
-        waves.add_participants(
+        add_participants(
             session,
             row,
-            [{"unit_key": "team1", "attributes": {name: "x" for name in row.attributes}}],
-            base_url="http://testserver",
+            [{"unit_key": "team1", "email": "x@example.com", "attributes": {name: "x" for name in row.attributes}}],
+            secret=app.state.secret,
             max_rows=10,
         )
+        waves.open_wave(session, row)
         waves.close_wave(session, row)
     with app.state.sessionmaker() as session:
         stored = waves.get(session, wave["id"])

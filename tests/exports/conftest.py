@@ -20,6 +20,7 @@ from service.models import ExportRun
 from tests.conftest import PG_ADMIN_URL, _postgres_available
 from tests.factories import create_wave, make_key, open_wave, put_tree, small_tree
 from tests.forms.answers import answer_for, as_fields
+from tests.mail import mail_links
 
 SECRET_TEXT = "GEHEIM-antwoord"  # every free-text answer starts with this: it must never reach an export
 
@@ -60,14 +61,18 @@ def close_wave_with_answers(
     teams = [f"team{t}" for t in range(1, 8)]
     values = {"tenure_band": ["<1", "1-3", "3+"], "location": ["A", "B"]}
     rows = [
-        {"unit_key": team, "attributes": {a: values[a][i % len(values[a])] for a in attributes}}
+        {
+            "unit_key": team,
+            "email": f"w{wave['id']}-{team}-{i}@example.com",
+            "attributes": {a: values[a][i % len(values[a])] for a in attributes},
+        }
         for team in teams
         for i in range(per_team)
     ]
     invited = client.post(f"/api/v1/waves/{wave['id']}/participants", json={"participants": rows}, headers=hr)
     assert invited.status_code == 201, invited.text
-    tokens = [link["url"].rsplit("/s/", 1)[1] for link in invited.json()["links"]]
     open_wave(client, hr, wave["id"])
+    tokens = mail_links(app, [row["email"] for row in rows])
     instrument = app.state.instruments[("career-safety", 1)].instrument
     respondents = []
     for n, token in enumerate(tokens):

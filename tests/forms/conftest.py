@@ -14,8 +14,10 @@ from sqlalchemy import Engine, func, select
 
 from service.forms.throttle import LinkMisses
 from service.instruments.schema import Instrument
+from service.invitations import contact
 from service.models import Invitation, Response, Wave
 from tests.factories import create_wave, invite, make_key, open_wave, put_tree
+from tests.mail import mail_links
 
 
 @dataclass
@@ -49,9 +51,12 @@ def hr(app: FastAPI, form_client: TestClient) -> dict[str, str]:
 
 def _survey(app: FastAPI, client: TestClient, hr: dict[str, str], *, opened: bool, **overrides: Any) -> Survey:
     wave = create_wave(client, hr, **overrides)
-    tokens = invite(client, hr, wave["id"], per_team=2, teams=["team1", "team2"])
+    emails = invite(client, hr, wave["id"], per_team=2, teams=["team1", "team2"])
     if opened:
         open_wave(client, hr, wave["id"])
+        tokens = mail_links(app, emails)
+    else:
+        tokens = sealed_tokens(app, wave["id"])
     instrument = app.state.instruments[(wave["instrument"], wave["version"])].instrument
     return Survey(wave["id"], tokens, instrument, hr)
 
@@ -66,6 +71,14 @@ def survey(app: FastAPI, form_client: TestClient, hr: dict[str, str]) -> Survey:
 def draft_survey(app: FastAPI, form_client: TestClient, hr: dict[str, str]) -> Survey:
     """A wave whose window opens tomorrow, not opened by HR."""
     return _survey(app, form_client, hr, opened=False)
+
+
+def sealed_tokens(app: FastAPI, wave_id: int) -> list[str]:
+    """The links of a draft wave's participants, which no mail has carried yet (a draft wave mails nothing), read
+    from Peil's sealed store with the service secret, to test what such a link shows."""
+    with app.state.sessionmaker() as session:
+        sealed = session.scalars(select(Invitation.sealed_contact).where(Invitation.wave_id == wave_id))
+        return [contact.unseal(app.state.secret, box).token for box in sealed if box is not None]
 
 
 def counts(engine: Engine) -> dict[str, int]:

@@ -27,6 +27,7 @@ from service.config import Settings
 from tests.conftest import TEST_SECRET, alembic_config
 from tests.factories import create_wave, invite, make_key, open_wave, put_tree
 from tests.forms.answers import all_answers, as_fields
+from tests.mail import mail_links
 
 ADMIN_PREFIXES = ("/api/v1/keys", "/api/v1/audit")
 # Schema-valid is not always acceptable: a window in the past, an unknown instrument or construct, a cycle in
@@ -57,8 +58,9 @@ def loaded() -> Iterator[tuple[FastAPI, dict[str, dict[str, str]]]]:
         instrument = app.state.instruments[("career-safety", 1)].instrument
         for name, close in (("Open", False), ("Closed", True)):
             wave = create_wave(client, hr, name=name)
-            tokens = invite(client, hr, wave["id"], per_team=5, teams=["team1", "team2", "team3"])
+            emails = invite(client, hr, wave["id"], per_team=5, teams=["team1", "team2", "team3"])
             open_wave(client, hr, wave["id"])
+            tokens = mail_links(app, emails)
             for n, token in enumerate(tokens):
                 client.post(f"/s/{token}", data=as_fields(all_answers(instrument, n)))
             if close:

@@ -29,6 +29,7 @@ from service.models import Response
 from tests.conftest import TEST_SECRET
 from tests.factories import small_tree, wave_body
 from tests.forms.answers import as_fields
+from tests.mail import wait_for_mail
 
 PEIL = Path(sys.executable).with_name("peil")
 START_TIMEOUT = 30.0
@@ -57,6 +58,11 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def outbox(self) -> Path:
+        """Where the service mails its participants (the default file:// target, PEIL_DATA_DIR/outbox)."""
+        return self.tmp / "outbox"
+
+    @property
     def log(self) -> Path:
         return self.tmp / f"server-{self.starts}.log"
 
@@ -68,6 +74,8 @@ class LiveServer:
             PEIL_ENV="test",
             PEIL_DATA_DIR=str(self.tmp),
             PEIL_BASE_URL=self.base,
+            PEIL_MAIL_RATE="1000",  # mail goes to the outbox folder below, at once
+            PEIL_MAIL_INTERVAL_SECONDS="0.2",
             **self.extra_env,
         )
         return env
@@ -138,7 +146,7 @@ class LiveServer:
 
 @dataclass
 class Setup:
-    """What HR handed out: a wave and its links."""
+    """A wave and its participants' links (from their mail)."""
 
     wave_id: int
     tokens: list[str]
@@ -153,9 +161,10 @@ def hr_key(engine: Engine, name: str = "hr-resilience") -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def setup_wave(base: str, hr: dict[str, str], invitations: int, *, opened: bool = True) -> Setup:
-    """As HR over the API: the small tree, a career-safety wave, ``invitations`` links spread over 7 teams."""
-    with httpx.Client(base_url=base, headers=hr, timeout=60) as api:
+def setup_wave(server: LiveServer, hr: dict[str, str], invitations: int) -> Setup:
+    """As HR over the API: the small tree, a career-safety wave, ``invitations`` participants spread over 7 teams,
+    opened; their links as the service mailed them (into its outbox folder)."""
+    with httpx.Client(base_url=server.base, headers=hr, timeout=60) as api:
         assert api.put("/api/v1/units", json={"units": small_tree()}).status_code == 200
         created = api.post("/api/v1/waves", json=wave_body())
         assert created.status_code == 201, created.text
@@ -163,15 +172,15 @@ def setup_wave(base: str, hr: dict[str, str], invitations: int, *, opened: bool 
         rows = [
             {
                 "unit_key": f"team{1 + i % 7}",
+                "email": f"w{wave_id}-p{i}@example.com",
                 "attributes": {"tenure_band": ["<1", "1-3", "3+"][i % 3], "location": ["A", "B"][i % 2]},
             }
             for i in range(invitations)
         ]
         uploaded = api.post(f"/api/v1/waves/{wave_id}/participants", json={"participants": rows})
         assert uploaded.status_code == 201, uploaded.text
-        tokens = [link["url"].rsplit("/s/", 1)[1] for link in uploaded.json()["links"]]
-        if opened:
-            assert api.post(f"/api/v1/waves/{wave_id}/open").status_code == 200
+        assert api.post(f"/api/v1/waves/{wave_id}/open").status_code == 200
+    tokens = wait_for_mail(server.outbox, [row["email"] for row in rows])
     return Setup(wave_id, tokens, hr)
 
 

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from service.models.base import utcnow
 from tests.factories import create_wave, invite, make_key, open_wave, put_tree
 from tests.forms.answers import all_answers, as_fields
+from tests.mail import mail_links
 
 
 def _log(client: TestClient, admin: dict[str, str], **params: object) -> list[dict]:
@@ -25,8 +26,9 @@ def test_hr_actions_are_audited_and_respondents_never(client: TestClient, app: F
     hr, admin = make_key(app, "hr", "HR Anna"), make_key(app, "admin", "Admin Bo")
     put_tree(client, hr)
     wave = create_wave(client, hr)
-    tokens = invite(client, hr, wave["id"], per_team=2, teams=["team1", "team2"])
+    emails = invite(client, hr, wave["id"], per_team=2, teams=["team1", "team2"])
     open_wave(client, hr, wave["id"])
+    tokens = mail_links(app, emails)
     before_answers = _log(client, admin)
 
     instrument = app.state.instruments[("career-safety", 1)].instrument

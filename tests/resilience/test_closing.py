@@ -22,7 +22,7 @@ CLOSE_AFTER = 50  # confirmed surveys before HR closes the wave
 
 
 def test_closing_under_load_stores_whole_answers_or_refuses(server: LiveServer, fresh_engine: Engine) -> None:
-    setup = setup_wave(server.base, hr_key(fresh_engine), invitations=LINKS)
+    setup = setup_wave(server, hr_key(fresh_engine), invitations=LINKS)
     instrument = _instrument()
     sections = instrument.sections
     whole = {n: all_answers(instrument, variant=n) for n in range(0, LINKS, 2)}  # even links: one post

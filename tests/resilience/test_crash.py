@@ -20,7 +20,7 @@ KILL_AFTER = 120  # thank-you pages before the kill
 
 
 def test_sigkill_mid_load_loses_and_doubles_nothing(server: LiveServer, fresh_engine: Engine) -> None:
-    setup = setup_wave(server.base, hr_key(fresh_engine), invitations=LINKS)
+    setup = setup_wave(server, hr_key(fresh_engine), invitations=LINKS)
     instrument = _instrument()
     answers = {n: all_answers(instrument, variant=n) for n in range(LINKS)}
     load = Load(server.base, setup.tokens, lambda n: form(answers[n]), threads=8, timeout=10)

@@ -60,7 +60,7 @@ def test_database_restart_under_load_gives_503_then_recovers(
     server = LiveServer(url, tmp_path)
     server.start()
     try:
-        setup = setup_wave(server.base, hr_key(engine), invitations=LINKS)
+        setup = setup_wave(server, hr_key(engine), invitations=LINKS)
         instrument = _instrument()
         answers = {n: all_answers(instrument, variant=n) for n in range(LINKS)}
         load = Load(server.base, setup.tokens, lambda n: form(answers[n]), threads=6, timeout=20)

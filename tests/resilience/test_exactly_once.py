@@ -29,7 +29,7 @@ def _instrument() -> Instrument:
 
 
 def test_fifty_concurrent_posts_of_one_link_store_one_response(server: LiveServer, fresh_engine: Engine) -> None:
-    setup = setup_wave(server.base, hr_key(fresh_engine), invitations=7)
+    setup = setup_wave(server, hr_key(fresh_engine), invitations=7)
     instrument = _instrument()
     token = setup.tokens[0]
     variants = [all_answers(instrument, variant=n) for n in range(CONCURRENT)]
@@ -49,7 +49,7 @@ def test_fifty_concurrent_posts_of_one_link_store_one_response(server: LiveServe
 
 
 def test_a_post_abandoned_by_its_client_and_retried_is_stored_once(server: LiveServer, fresh_engine: Engine) -> None:
-    setup = setup_wave(server.base, hr_key(fresh_engine), invitations=7)
+    setup = setup_wave(server, hr_key(fresh_engine), invitations=7)
     instrument = _instrument()
     first, retry = all_answers(instrument, variant=1), all_answers(instrument, variant=2)
     abandoned = 0
@@ -71,7 +71,7 @@ def test_a_post_abandoned_by_its_client_and_retried_is_stored_once(server: LiveS
 
 
 def test_the_last_complete_post_before_the_close_wins(server: LiveServer, fresh_engine: Engine) -> None:
-    setup = setup_wave(server.base, hr_key(fresh_engine), invitations=7)
+    setup = setup_wave(server, hr_key(fresh_engine), invitations=7)
     instrument = _instrument()
     token = setup.tokens[3]
     url = f"{server.base}/s/{token}"

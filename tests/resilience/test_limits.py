@@ -13,6 +13,7 @@ from service.forms.endpoints import FORM_MAX_BYTES
 from service.models import Invitation, Response, Unit
 from tests.factories import create_wave, invite, make_key, open_wave, put_tree
 from tests.forms.answers import all_answers, as_fields
+from tests.mail import mail_links
 
 
 def _count(engine: Engine, model: type) -> int:
@@ -51,10 +52,13 @@ def test_participant_limits_store_nothing(client: TestClient, app: FastAPI, engi
     settings = app.state.settings
     settings.max_participants, old = 10, settings.max_participants
     try:
-        rows = [{"unit_key": "team1", "attributes": {"tenure_band": "<1", "location": "A"}}] * 11
+        rows = [
+            {"unit_key": "team1", "email": f"p{n}@example.com", "attributes": {"tenure_band": "<1", "location": "A"}}
+            for n in range(11)
+        ]
         response = client.post(f"/api/v1/waves/{wave['id']}/participants", json={"participants": rows}, headers=hr)
         assert response.status_code == 422
-        csv = "unit_key,tenure_band,location\n" + "team1,<1,A\n" * 11
+        csv = "unit_key,email,tenure_band,location\n" + "".join(f"team1,p{n}@example.com,<1,A\n" for n in range(11))
         response = client.post(
             f"/api/v1/waves/{wave['id']}/participants",
             content=csv.encode(),
@@ -81,8 +85,9 @@ def test_form_limits_store_nothing(client: TestClient, app: FastAPI, engine: Eng
     hr = make_key(app, "hr")
     put_tree(client, hr)
     wave = create_wave(client, hr)
-    [token] = invite(client, hr, wave["id"], per_team=1, teams=["team1"])
+    emails = invite(client, hr, wave["id"], per_team=1, teams=["team1"])
     open_wave(client, hr, wave["id"])
+    [token] = mail_links(app, emails)
     instrument = app.state.instruments[("career-safety", 1)].instrument
     fields = as_fields(all_answers(instrument))
     url = f"/s/{token}"

@@ -17,6 +17,7 @@ from service.instruments.schema import Instrument
 from tests.conftest import TEST_SECRET
 from tests.factories import create_wave, invite, make_key, open_wave, put_tree
 from tests.forms.answers import all_answers, as_fields
+from tests.mail import mail_links
 
 TEAMS = [f"team{t}" for t in range(1, 8)]
 PER_TEAM = 10
@@ -50,8 +51,9 @@ class Wave:
 def answered_wave(app: FastAPI, client: TestClient, hr: dict[str, str], dashboard: dict[str, str], **body: Any) -> Wave:
     """An open wave whose invitees answered through the form: variant n for the n-th respondent."""
     created = create_wave(client, hr, **body)
-    tokens = invite(client, hr, created["id"], per_team=PER_TEAM, teams=TEAMS)
+    emails = invite(client, hr, created["id"], per_team=PER_TEAM, teams=TEAMS)
     open_wave(client, hr, created["id"])
+    tokens = mail_links(app, emails)
     instrument = app.state.instruments[(created["instrument"], created["version"])].instrument
     wave = Wave(created["id"], instrument, hr, dashboard)
     variant = 0
