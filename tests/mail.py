@@ -135,13 +135,14 @@ class SmtpServer:
             answer = self.on_data(len(self.received) + 1)
             if answer is not None:
                 return answer
-            login = session.login_data.decode() if isinstance(session.login_data, bytes) else session.login_data
+            auth = session.auth_data  # aiosmtpd's LoginPassword when the client logged in
+            login = auth.login.decode() if auth is not None else None
             self.received.append(
                 Received(
                     envelope.mail_from,
                     list(envelope.rcpt_tos),
                     parse(envelope.original_content or envelope.content),
-                    session.ssl is not None,
+                    session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None,
                     login,
                 )
             )
