@@ -1,5 +1,6 @@
 # Peil in a container: `docker build -t peil .` then
-# `docker run -e PEIL_SECRET_KEY=$(openssl rand -base64 48) -p 8000:8000 -v peil-data:/data peil`
+# `docker run -e PEIL_SECRET_KEY=$(openssl rand -base64 48) -e PEIL_MAIL_URL=smtp://user:pass@mail.example.com:587 \
+#  -e PEIL_BASE_URL=https://peil.example.com -p 8000:8000 -v peil-data:/data peil`
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

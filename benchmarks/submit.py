@@ -35,7 +35,9 @@ import argparse
 import asyncio
 import json
 import os
+import quopri
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -209,7 +211,8 @@ def peil_env(url: str, data_dir: Path, base: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PEIL_")}
     env.update(
         PEIL_DATABASE_URL=url, PEIL_SECRET_KEY=SECRET, PEIL_ENV="production", PEIL_DATA_DIR=str(data_dir),
-        PEIL_BASE_URL=base,
+        PEIL_BASE_URL=base, PEIL_MAIL_URL=(data_dir / "outbox").as_uri(), PEIL_MAIL_RATE="100000",
+        PEIL_MAIL_INTERVAL_SECONDS="1",
     )  # fmt: skip
     return env
 
@@ -253,7 +256,8 @@ def fresh_database(backend: str, tmp: Path, label: str) -> Iterator[str]:
 # HR's setup ----------------------------------------------------------------------------------------------------
 
 
-def setup_wave(base: str, key: str, invitations: int) -> tuple[int, list[str]]:
+def setup_wave(base: str, key: str, invitations: int, outbox: Path) -> tuple[int, list[str]]:
+    """HR's setup over the API; the links as the service mailed them into its outbox folder."""
     from datetime import UTC, datetime, timedelta
 
     units = [{"key": "org", "name": "Organisation", "parent_key": None}]
@@ -271,6 +275,7 @@ def setup_wave(base: str, key: str, invitations: int) -> tuple[int, list[str]]:
     rows = [
         {
             "unit_key": f"team{i % TEAMS}",
+            "email": f"p{i}@example.com",
             "attributes": {"tenure_band": ["<1", "1-3", "3+"][i % 3], "location": "AB"[i % 2]},
         }
         for i in range(invitations)
@@ -279,10 +284,26 @@ def setup_wave(base: str, key: str, invitations: int) -> tuple[int, list[str]]:
         api.put("/api/v1/units", json={"units": units}).raise_for_status()
         wave_id = api.post("/api/v1/waves", json=wave).raise_for_status().json()["id"]
         started = time.perf_counter()
-        links = api.post(f"/api/v1/waves/{wave_id}/participants", json={"participants": rows}).raise_for_status()
+        api.post(f"/api/v1/waves/{wave_id}/participants", json={"participants": rows}).raise_for_status()
         print(f"  {invitations} invitations uploaded in {time.perf_counter() - started:.1f} s")
         api.post(f"/api/v1/waves/{wave_id}/open").raise_for_status()
-    return wave_id, [link["url"].rsplit("/s/", 1)[1] for link in links.json()["links"]]
+        started = time.perf_counter()
+        while api.get(f"/api/v1/waves/{wave_id}").raise_for_status().json()["mail"]["pending"]:
+            time.sleep(1)
+    tokens = mailed_tokens(outbox, wave_id)
+    print(f"  {len(tokens)} invitations mailed (to files) in {time.perf_counter() - started:.1f} s")
+    return wave_id, tokens
+
+
+def mailed_tokens(outbox: Path, wave_id: int) -> list[str]:
+    """The link token in each invitation file of the wave (its text is quoted-printable)."""
+    link = re.compile(rb"/s/([A-Za-z0-9_-]{43})\?lang=")
+    tokens = {
+        match.group(1).decode()
+        for path in outbox.glob(f"*-wave-{wave_id}-invitation-*.eml")
+        if (match := link.search(quopri.decodestring(path.read_bytes())))
+    }
+    return sorted(tokens)
 
 
 def responded(base: str, key: str, wave_id: int) -> int:
@@ -612,7 +633,9 @@ def peil_server(backend: str, tmp: Path) -> Iterator[tuple[str, list[int], str]]
     with fresh_database(backend, tmp, "peil") as url:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        env = peil_env(url, tmp, base)
+        data = tmp / f"data-{backend}"  # its own outbox folder, where it mails the links
+        data.mkdir(exist_ok=True)
+        env = peil_env(url, data, base)
         peil("db", "upgrade", env=env)
         key = peil("keys", "create", "--role", "hr", "--name", "benchmark", env=env).strip().splitlines()[-1]
         command = [str(BIN / "peil"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
@@ -630,7 +653,7 @@ def bench_backend(backend: str, plan: Plan, tmp: Path) -> dict[str, Any]:
     whole, pages = survey_bodies(needed)
     lanes = {"connections": plan.connections}
     with baseline_server(backend, tmp) as (b_base, b_roots), peil_server(backend, tmp) as (p_base, p_roots, key):
-        wave_id, tokens = setup_wave(p_base, key, INVITATIONS)
+        wave_id, tokens = setup_wave(p_base, key, INVITATIONS, tmp / f"data-{backend}" / "outbox")
         if len(tokens) < needed + 200:
             raise SystemExit(f"{needed} submissions need more than {len(tokens)} invitations")
         fake = [secrets.token_urlsafe(32) for _ in range(needed + 200)]

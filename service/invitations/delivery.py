@@ -38,6 +38,7 @@ MAX_RETRIES = 8  # temporary refusals of one message (a 4xx) before Peil gives u
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=1)
 REMINDER_BATCH = 50
+INVITATION_BATCH = 200
 _CURSOR = b"reminder-cursor"
 
 Instruments = dict[tuple[str, int], LoadedInstrument]
@@ -94,15 +95,15 @@ def deliver(
     done = Pass()
     if not _work_due(factory, now(), waves):
         return done
-    owner = owner or lock.new_owner()
-    if not lock.acquire(factory, owner, now(), lease):
+    owner, acquired_at = owner or lock.new_owner(), now()
+    if not lock.acquire(factory, owner, acquired_at, lease):
         done.busy = True
         return done
     transport = sender or open_sender(settings.mail_target())
     job = _Job(
         factory, settings, secret, instruments, transport, owner, lease, now, Throttle(settings.mail_rate, sleep=sleep)
     )
-    job.waves = waves
+    job.waves, job.renewed_at = waves, acquired_at
     try:
         job.invitations(done)
         job.reminders(done)
@@ -117,11 +118,11 @@ def deliver(
     return done
 
 
-def _due_invitation(now: datetime, waves: Collection[int] | None) -> Any:
-    """The next invitation to mail: pending, of an open wave whose window runs, not waiting for a retry."""
-    columns = (Invitation.id, Invitation.sealed_contact, Invitation.retries)
+def _due_invitations(now: datetime, waves: Collection[int] | None, after: str = "") -> Any:
+    """Invitations to mail, in token-hash order after ``after``: pending, of an open wave whose window runs, not
+    waiting for a retry (a pass goes on from the last one it took, so it never reads past those it sent)."""
     statement = (
-        select(*columns, Wave.id, Wave.closes_at, Wave.instrument, Wave.version)
+        select(Invitation.id, Invitation.token_hash, Wave.id, Wave.closes_at, Wave.instrument, Wave.version)
         .join(Wave, Wave.id == Invitation.wave_id)
         .where(
             Wave.state == "open",
@@ -129,9 +130,8 @@ def _due_invitation(now: datetime, waves: Collection[int] | None) -> Any:
             Invitation.state == "pending",
             Invitation.sealed_contact.is_not(None),
             (Invitation.retry_at.is_(None)) | (Invitation.retry_at <= now),
+            Invitation.token_hash > after,
         )
-        .order_by(Invitation.token_hash)
-        .limit(1)
     )
     return statement if waves is None else statement.where(Invitation.wave_id.in_(list(waves)))
 
@@ -153,7 +153,7 @@ def _due_rounds(now: datetime, waves: Collection[int] | None) -> Any:
 def _work_due(factory: sessionmaker[Session], now: datetime, waves: Collection[int] | None) -> bool:
     """A cheap look before taking the lock: most runs find nothing to do and write nothing."""
     with factory() as session:
-        return session.execute(_due_invitation(now, waves)).first() is not None or (
+        return session.execute(_due_invitations(now, waves).limit(1)).first() is not None or (
             session.execute(_due_rounds(now, waves).limit(1)).first() is not None
         )
 
@@ -178,13 +178,13 @@ class _Job:
         self.factory, self.settings, self.secret, self.instruments = factory, settings, secret, instruments
         self.sender, self.owner, self.lease, self.now, self.throttle = sender, owner, lease, now, throttle
         self.waves: Collection[int] | None = None
+        self.renewed_at: datetime | None = None
         self.failures_reset = False
 
     # Sending --------------------------------------------------------------------------------------------------
 
     def _send(self, kind: mail.Kind, person: contact.Contact, wave_id: int, closes_at: datetime, key: Any) -> None:
-        """Build and hand over one message, under a renewed lease and the throttle; raises Refused or
-        ServerUnavailable."""
+        """Build and hand over one message, under the lease and the throttle; raises Refused or ServerUnavailable."""
         instrument = self.instruments[key].instrument
         message = mail.build(
             kind,
@@ -194,8 +194,13 @@ class _Job:
             base_url=self.settings.base_url,
             sender=self.settings.mail_sender(),
         )
-        if not lock.renew(self.factory, self.owner, self.now(), self.lease):
-            raise LeaseLost
+        now = self.now()
+        # Renewed whenever a tenth of the lease has gone by: every message starts with most of it ahead, far
+        # more than one message can take, and a fast sender does not write the lock row for each message.
+        if self.renewed_at is None or now - self.renewed_at > self.lease / 10:
+            if not lock.renew(self.factory, self.owner, now, self.lease):
+                raise LeaseLost
+            self.renewed_at = now
         self.throttle.wait()
         self.sender.send(message, f"wave-{wave_id}-{kind}")
         if not self.failures_reset:
@@ -206,22 +211,34 @@ class _Job:
 
     def invitations(self, done: Pass) -> None:
         """Every pending invitation of an open wave, until none is due."""
+        after = ""
         while True:
             with self.factory() as session:
-                due = session.execute(_due_invitation(self.now(), self.waves)).first()
-            if due is None:
+                query = _due_invitations(self.now(), self.waves, after).order_by(Invitation.token_hash)
+                batch = session.execute(query.limit(INVITATION_BATCH)).all()
+            if not batch:
                 return
-            invitation_id, sealed, retries, wave_id, closes_at, instrument, version = due
-            person = contact.unseal(self.secret, sealed)
-            try:
-                self._send("invitation", person, wave_id, closes_at, (instrument, version))
-            except Refused as refusal:
-                if self._refused(invitation_id, retries, refusal):
-                    done.failed += 1
-                    log.warning("mail: an invitation of wave %d was refused for good (SMTP %d)", wave_id, refusal.code)
-                continue
-            self._record(invitation_id, state="sent", retries=0, retry_at=None)
-            done.sent += 1
+            for invitation_id, token_hash, wave_id, closes_at, instrument, version in batch:
+                after = token_hash
+                self._invite(done, invitation_id, wave_id, closes_at, (instrument, version))
+
+    def _invite(self, done: Pass, invitation_id: int, wave_id: int, closes_at: datetime, key: Any) -> None:
+        with self.factory() as session:  # still to send: the wave has not closed, nobody removed them meanwhile
+            pending = select(Invitation.sealed_contact, Invitation.retries).where(
+                Invitation.id == invitation_id, Invitation.state == "pending"
+            )
+            row = session.execute(pending).first()
+        if row is None or row.sealed_contact is None:
+            return
+        try:
+            self._send("invitation", contact.unseal(self.secret, row.sealed_contact), wave_id, closes_at, key)
+        except Refused as refusal:
+            if self._refused(invitation_id, row.retries, refusal):
+                done.failed += 1
+                log.warning("mail: an invitation of wave %d was refused for good (SMTP %d)", wave_id, refusal.code)
+            return
+        self._record(invitation_id, state="sent", retries=0, retry_at=None)
+        done.sent += 1
 
     def _refused(self, invitation_id: int, retries: int, refusal: Refused) -> bool:
         """Record a refusal; True when the invitation has failed for good."""
