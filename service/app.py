@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import errors
+from service.clients import RealClient
 from service.config import Settings, get_settings
 from service.db import make_engine, make_sessionmaker
 from service.instruments.loader import load_definitions
@@ -57,4 +58,5 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     include_routers(app)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RealClient, proxies=settings.proxies())  # outermost: every layer sees the real client
     return app

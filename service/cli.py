@@ -208,6 +208,7 @@ def serve(
         workers=workers,
         log_config=log_config(),
         server_header=False,
+        proxy_headers=False,  # forwarding headers are read by service.clients, from PEIL_TRUSTED_PROXIES only
     )
 
 

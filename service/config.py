@@ -5,10 +5,12 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service.clients import TrustedProxies, parse_networks
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the placeholder we refuse outside development
@@ -33,6 +35,9 @@ class Settings(BaseSettings):
     link_miss_limit: int = Field(default=20, ge=1)
     link_miss_window: float = Field(default=60.0, gt=0)
     clock_interval_seconds: float = Field(default=30.0, gt=0)
+    # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed: addresses or CIDRs, separated by
+    # commas or spaces. Empty: the connection's peer is the client (see service/clients.py).
+    trusted_proxies: Annotated[list[str], NoDecode] = []
 
     @field_validator("database_url")
     @classmethod
@@ -42,6 +47,17 @@ class Settings(BaseSettings):
         if not url.startswith(("sqlite:", "postgresql+psycopg:")):
             raise ValueError("PEIL_DATABASE_URL must be sqlite:///... or postgresql+psycopg://...")
         return url
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        entries = value.replace(",", " ").split() if isinstance(value, str) else value
+        if isinstance(entries, list):
+            parse_networks(str(e) for e in entries)  # refuse a typo at start-up, naming it
+        return entries
+
+    def proxies(self) -> TrustedProxies:
+        return TrustedProxies(parse_networks(self.trusted_proxies))
 
     @property
     def is_sqlite(self) -> bool:
