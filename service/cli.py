@@ -27,9 +27,14 @@ app.add_typer(results_app, name="results")
 
 @app.callback()
 def _every_command() -> None:
-    """Any command that closes a wave (by the clock, a demo, an export) builds its result table, as the service does."""
+    """Any command that closes a wave (by the clock, a demo, an export) builds its result table, as the service does.
+
+    Its log records go through the same redaction as the service's: no answer, token or key in a cron mail.
+    """
+    from service.logs import log_to_stderr
     from service.results.service import install
 
+    log_to_stderr()
     install()
 
 

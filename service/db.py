@@ -109,11 +109,15 @@ class _LockingConnection(sqlite3.Connection):
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for SQLite or PostgreSQL.
 
+    Its errors never quote a statement's parameters (``hide_parameters``): they hold answers and free text,
+    and an error's text ends up in logs.
+
     SQLite runs in WAL mode with foreign keys on and a busy timeout, and every transaction starts with
     ``BEGIN IMMEDIATE``: it takes the write lock up front, so two workers that read and then write never
     deadlock on the upgrade from a read to a write lock ("database is locked"); they queue instead, on a
     file lock that wakes the next writer at once (see ``_WriteLock``).
     """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         database = make_url(url).database or ""
         file_backed = database not in ("", ":memory:") and not database.startswith("file:")
