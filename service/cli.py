@@ -86,6 +86,7 @@ def keys_create(
     name: Annotated[str, typer.Option(help="who or what uses the key")],
 ) -> None:
     """Create an API key and print it once; only its hash is stored."""
+    from service import audit
     from service.db import make_engine, make_sessionmaker, transaction
     from service.keys import repository
     from service.models.api_key import ROLES
@@ -97,6 +98,7 @@ def keys_create(
     with transaction(make_sessionmaker(engine)) as session:
         row, key = repository.create(session, role=role, name=name)
         key_id = row.id
+        audit.record(session, "peil keys create", "key.created", key_id=key_id, role=role, name=name)
     engine.dispose()
     typer.echo(f"# key {key_id} ({role}, {name}); shown once, store it now")
     typer.echo(key)
@@ -105,12 +107,15 @@ def keys_create(
 @keys_app.command("revoke")
 def keys_revoke(key_id: int) -> None:
     """Revoke the key with id KEY_ID: it stops working at once."""
+    from service import audit
     from service.db import make_engine, make_sessionmaker, transaction
     from service.keys import repository
 
     engine = make_engine(get_settings().database_url)
     with transaction(make_sessionmaker(engine)) as session:
         row = repository.revoke(session, key_id)
+        if row is not None:
+            audit.record(session, "peil keys revoke", "key.revoked", key_id=key_id)
     engine.dispose()
     if row is None:
         typer.echo(f"no key {key_id}", err=True)

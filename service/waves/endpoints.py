@@ -44,7 +44,7 @@ def create_wave(
 ) -> Wave:
     """A new wave in the draft state."""
     wave = service.create(session, body, instruments, settings.min_group_size)
-    audit.record(session, key.name, "wave.created", wave.id, instrument=f"{wave.instrument}/{wave.version}")
+    audit.record(session, key, "wave.created", wave.id, instrument=f"{wave.instrument}/{wave.version}")
     return _out(session, wave)
 
 
@@ -66,7 +66,7 @@ def update_wave(wave_id: int, body: WaveUpdate, key: HR, session: SessionDep) ->
     """Change name or window; min_group_size and attributes only while the wave is a draft."""
     wave = service.advance(session, service.get(session, wave_id, for_update=True))
     service.update_wave(session, wave, body)
-    audit.record(session, key.name, "wave.updated", wave.id, fields=sorted(body.model_fields_set))
+    audit.record(session, key, "wave.updated", wave.id, fields=sorted(body.model_fields_set))
     return _out(session, wave)
 
 
@@ -75,7 +75,7 @@ def open_wave(wave_id: int, key: HR, session: SessionDep) -> Wave:
     """draft -> open."""
     wave = service.advance(session, service.get(session, wave_id, for_update=True))
     service.open_wave(session, wave)
-    audit.record(session, key.name, "wave.opened", wave.id)
+    audit.record(session, key, "wave.opened", wave.id)
     return _out(session, wave)
 
 
@@ -84,7 +84,7 @@ def close_wave(wave_id: int, key: HR, session: SessionDep) -> Wave:
     """open -> closed; the wave's result table is computed once, now."""
     wave = service.advance(session, service.get(session, wave_id, for_update=True))
     service.close_wave(session, wave)
-    audit.record(session, key.name, "wave.closed", wave.id)
+    audit.record(session, key, "wave.closed", wave.id)
     return _out(session, wave)
 
 
@@ -135,7 +135,7 @@ def add_participants(
     created = service.add_participants(
         session, wave, rows, base_url=settings.base_url, max_rows=settings.max_participants
     )
-    audit.record(session, key.name, "participants.uploaded", wave.id, count=len(created))
+    audit.record(session, key, "participants.uploaded", wave.id, count=len(created))
     if wants_csv(request):
         buffer = io.StringIO()
         writer = csv.writer(buffer)
