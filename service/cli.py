@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from service.config import REPO_ROOT, get_settings
+from service.config import REPO_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -187,6 +187,15 @@ def export_run(
     typer.echo(f"export run {run.id} to {run.target}: waves {waves}; {sum(run.rows.values()):,} rows")
 
 
+def _secret_or_exit(settings: Settings) -> None:
+    """Exit with a message saying what to set when the secret key is missing or unusable."""
+    try:
+        settings.secret()
+    except (ValueError, OSError) as exc:
+        typer.echo(f"peil: cannot start: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
 @app.command()
 def serve(
     host: str = "127.0.0.1",
@@ -202,8 +211,8 @@ def serve(
     from service.logs import log_config
 
     settings = get_settings()
-    try:  # fail here with a clear message rather than in every worker's start-up
-        settings.secret()
+    _secret_or_exit(settings)  # here, with a clear message, rather than in every worker's start-up
+    try:
         engine = make_engine(settings.database_url)
         publish(make_sessionmaker(engine), load_definitions(settings.definitions_dir))
         engine.dispose()
@@ -284,7 +293,9 @@ def demo(
     """Build a demo organisation with a closed wave of synthetic answers and an open pulse wave."""
     from service.demo import run
 
-    for line in run(get_settings(), once=once, seed=seed):
+    settings = get_settings()
+    _secret_or_exit(settings)  # the demo's links are derived under the secret
+    for line in run(settings, once=once, seed=seed):
         typer.echo(line)
 
 
