@@ -25,7 +25,7 @@ log = logging.getLogger("peil")
 
 def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> FastAPI:
     settings = settings or get_settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, wal_limit=settings.wal_limit)
     factory = make_sessionmaker(engine)
     instruments = load_definitions(settings.definitions_dir)
     secret = settings.secret()

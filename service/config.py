@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed: addresses or CIDRs, separated by
     # commas or spaces. Empty: the connection's peer is the client (see service/clients.py).
     trusted_proxies: Annotated[list[str], NoDecode] = []
+    # SQLite: the write-ahead log is truncated once it outgrows this (service/db.py); 0 lets it grow unbounded.
+    sqlite_wal_limit_mb: int = Field(default=64, ge=0)
 
     @field_validator("database_url")
     @classmethod
@@ -62,6 +64,10 @@ class Settings(BaseSettings):
 
     def proxies(self) -> TrustedProxies:
         return TrustedProxies(parse_networks(self.trusted_proxies))
+
+    @property
+    def wal_limit(self) -> int | None:
+        return self.sqlite_wal_limit_mb * 1024 * 1024 or None
 
     @property
     def is_sqlite(self) -> bool:
