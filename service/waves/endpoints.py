@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Annotated, Any
 
@@ -16,6 +14,7 @@ from service.deps import InstrumentsDep, SettingsDep, wants_csv
 from service.errors import Unprocessable
 from service.results import tabular
 from service.results.tabular import CSV_RESPONSE
+from service.spreadsheets import csv_text
 from service.waves import service
 from service.waves.participation import participation as participation_of
 from service.waves.schemas import Link, LinksOut, Participation, Wave, WaveCreate, WaveList, WaveUpdate
@@ -137,12 +136,9 @@ def add_participants(
     )
     audit.record(session, key, "participants.uploaded", wave.id, count=len(created))
     if wants_csv(request):
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["unit_key", *wave.attributes, "url"])
-        for link in created:
-            writer.writerow([link["unit_key"], *(link["attributes"][a] for a in wave.attributes), link["url"]])
-        return Response(buffer.getvalue(), status_code=201, media_type="text/csv")
+        header = ["unit_key", *wave.attributes, "url"]
+        lines = [[link["unit_key"], *(link["attributes"][a] for a in wave.attributes), link["url"]] for link in created]
+        return Response(csv_text(header, lines), status_code=201, media_type="text/csv")
     return LinksOut(wave_id=wave_id, created=len(created), links=[Link(**link) for link in created])
 
 
