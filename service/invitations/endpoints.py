@@ -32,7 +32,7 @@ def queue_reminders(wave_id: int, key: HR, session: SessionDep) -> RemindersQueu
     answers; each participant gets at most one every 48 hours. Peil tells nobody who or how many."""
     wave = waves.advance(session, waves.get(session, wave_id, for_update=True))
     service.queue_reminders(session, wave)
-    audit.record(session, key.name, "reminders.requested", wave.id)
+    audit.record(session, key, "reminders.requested", wave.id)
     return RemindersQueued(
         wave_id=wave.id,
         queued=True,

@@ -7,6 +7,7 @@ from service.models.export import ExportLock, ExportRun
 from service.models.instrument import PublishedInstrument
 from service.models.invitation import Invitation
 from service.models.mail import MailLock, ReminderRound
+from service.models.participation import ParticipationSnapshot
 from service.models.response import Response
 from service.models.result import WaveResult
 from service.models.unit import Unit
@@ -20,6 +21,7 @@ __all__ = [
     "ExportRun",
     "Invitation",
     "MailLock",
+    "ParticipationSnapshot",
     "PublishedInstrument",
     "ReminderRound",
     "Response",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Annotated, Any
 
@@ -17,6 +15,7 @@ from service.errors import Unprocessable
 from service.invitations.service import mail_counts
 from service.results import tabular
 from service.results.tabular import CSV_RESPONSE
+from service.spreadsheets import csv_text
 from service.waves import participants, service
 from service.waves.participation import participation as participation_of
 from service.waves.schemas import (
@@ -56,7 +55,7 @@ def create_wave(
 ) -> Wave:
     """A new wave in the draft state."""
     wave = service.create(session, body, instruments, settings.min_group_size)
-    audit.record(session, key.name, "wave.created", wave.id, instrument=f"{wave.instrument}/{wave.version}")
+    audit.record(session, key, "wave.created", wave.id, instrument=f"{wave.instrument}/{wave.version}")
     return _out(session, wave)
 
 
@@ -78,7 +77,7 @@ def update_wave(wave_id: int, body: WaveUpdate, key: HR, session: SessionDep) ->
     """Change name or window; min_group_size and attributes only while the wave is a draft."""
     wave = service.advance(session, service.get(session, wave_id, for_update=True))
     service.update_wave(session, wave, body)
-    audit.record(session, key.name, "wave.updated", wave.id, fields=sorted(body.model_fields_set))
+    audit.record(session, key, "wave.updated", wave.id, fields=sorted(body.model_fields_set))
     return _out(session, wave)
 
 
@@ -87,7 +86,7 @@ def open_wave(wave_id: int, key: HR, session: SessionDep) -> Wave:
     """draft -> open; the mail job then sends every participant their link (never within this request)."""
     wave = service.advance(session, service.get(session, wave_id, for_update=True))
     service.open_wave(session, wave)
-    audit.record(session, key.name, "wave.opened", wave.id)
+    audit.record(session, key, "wave.opened", wave.id)
     return _out(session, wave)
 
 
@@ -96,7 +95,7 @@ def close_wave(wave_id: int, key: HR, session: SessionDep) -> Wave:
     """open -> closed; the wave's result table is computed once, now, and its participants' contacts erased."""
     wave = service.advance(session, service.get(session, wave_id, for_update=True))
     service.close_wave(session, wave)
-    audit.record(session, key.name, "wave.closed", wave.id)
+    audit.record(session, key, "wave.closed", wave.id)
     return _out(session, wave)
 
 
@@ -153,14 +152,11 @@ def add_participants(
     uploaded = participants.add_participants(
         session, wave, rows, secret=request.app.state.secret, max_rows=settings.max_participants
     )
-    audit.record(session, key.name, "participants.uploaded", wave.id, count=uploaded.created)
+    audit.record(session, key, "participants.uploaded", wave.id, count=uploaded.created)
     units = [UnitCount(unit_key=unit, created=n) for unit, n in sorted(uploaded.per_unit.items())]
     if wants_csv(request):
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["unit_key", "created"])
-        writer.writerows([unit.unit_key, unit.created] for unit in units)
-        return Response(buffer.getvalue(), status_code=201, media_type="text/csv")
+        lines = [[unit.unit_key, unit.created] for unit in units]
+        return Response(csv_text(["unit_key", "created"], lines), status_code=201, media_type="text/csv")
     return ParticipantsUploaded(wave_id=wave.id, created=uploaded.created, units=units)
 
 
@@ -176,7 +172,7 @@ def remove_participants(
     invited, so no figure tells whether they had answered; their response, if any, stays. All or nobody."""
     wave = service.advance(session, service.get(session, wave_id, for_update=True))
     removed = participants.remove_participants(session, wave, body.emails, secret=request.app.state.secret)
-    audit.record(session, key.name, "participants.removed", wave.id, count=removed)
+    audit.record(session, key, "participants.removed", wave.id, count=removed)
     return ParticipantsRemoved(wave_id=wave.id, removed=removed)
 
 
