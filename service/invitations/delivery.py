@@ -50,7 +50,6 @@ class Pass:
 
     sent: int = 0  # invitations the server accepted
     failed: int = 0  # invitations refused for good
-    rounds_finished: int = 0
     paused: timedelta | None = None  # the mail server was unavailable: nobody sends before this has passed
     busy: bool = False  # another worker is sending
 
@@ -106,7 +105,7 @@ def deliver(
     job.waves, job.renewed_at = waves, acquired_at
     try:
         job.invitations(done)
-        job.reminders(done)
+        job.reminders()
     except ServerUnavailable as exc:
         done.paused = lock.pause(factory, owner, now())
         log.warning("mail: %s; trying again in %d s", exc, done.paused.total_seconds())
@@ -259,13 +258,12 @@ class _Job:
 
     # Reminders ------------------------------------------------------------------------------------------------
 
-    def reminders(self, done: Pass) -> None:
+    def reminders(self) -> None:
         """Work through every reminder round that is due."""
         with self.factory() as session:
             rounds = session.execute(_due_rounds(self.now(), self.waves)).all()
         for round_id, wave_id in rounds:
-            if self._round(round_id, wave_id):
-                done.rounds_finished += 1
+            self._round(round_id, wave_id)
 
     def _round(self, round_id: int, wave_id: int) -> bool:
         """Remind, in token-hash order from the round's sealed cursor, each participant without a complete

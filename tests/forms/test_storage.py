@@ -173,6 +173,14 @@ def test_a_database_dump_cannot_pair_responses_with_invitations(
     with pytest.raises(InvalidTag):  # another token opens nothing
         links.unseal(second, sealed[links.token_hash(first)])
 
+    # Until the wave closes, each invitation also holds its contact (email, language, token) for the mail job,
+    # sealed under the service secret, all of one length: no token or address in the clear, nothing to pair by.
+    boxes = [bytes(inv["sealed_contact"]) for inv in invitations]
+    assert len({len(box) for box in boxes}) == 1
+    assert not any(t.encode() in box for t in survey.tokens for box in boxes)
+    assert not any(b"@example.com" in box for box in boxes)
+    assert not any(inv["email_mac"] in macs for inv in invitations)
+
 
 def test_a_request_holds_one_connection_at_a_time(
     app: FastAPI, form_client: TestClient, survey: Survey, engine: Engine

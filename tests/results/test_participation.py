@@ -15,6 +15,7 @@ from service.db import transaction
 from service.models import ParticipationSnapshot
 from tests.factories import create_wave, invite, open_wave
 from tests.forms.answers import all_answers, as_fields
+from tests.mail import mail_links
 
 PER_TEAM = 12
 
@@ -46,11 +47,12 @@ def test_open_wave_participation_in_steps_refreshed_hourly(
 ) -> None:
     hr, dashboard = keys
     wave = create_wave(client, hr)  # min_group_size 5
-    team1 = invite(client, hr, wave["id"], per_team=PER_TEAM, teams=["team1"])
-    team2 = invite(client, hr, wave["id"], per_team=PER_TEAM, teams=["team2"])
-    team3 = invite(client, hr, wave["id"], per_team=PER_TEAM, teams=["team3"])
-    small = invite(client, hr, wave["id"], per_team=4, teams=["team4"])  # fewer invitations than the minimum
+    emails = invite(client, hr, wave["id"], per_team=PER_TEAM, teams=["team1", "team2", "team3"])
+    emails += invite(client, hr, wave["id"], per_team=4, teams=["team4"])  # fewer invitations than the minimum
     open_wave(client, hr, wave["id"])
+    tokens = mail_links(app, emails)
+    team1, team2, team3 = (tokens[t * PER_TEAM : (t + 1) * PER_TEAM] for t in range(3))
+    small = tokens[3 * PER_TEAM :]
     _answer(client, app, team1[:5] + team2[:7] + team3[:6] + small[:4])
 
     body, rows = _shown(client, wave["id"], dashboard)
