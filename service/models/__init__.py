@@ -6,6 +6,8 @@ from service.models.base import Base
 from service.models.export import ExportLock, ExportRun
 from service.models.instrument import PublishedInstrument
 from service.models.invitation import Invitation
+from service.models.outcome import OutcomeCount, OutcomePeriod
+from service.models.pilot import Pilot
 from service.models.response import Response
 from service.models.result import WaveResult
 from service.models.unit import Unit
@@ -18,6 +20,9 @@ __all__ = [
     "ExportLock",
     "ExportRun",
     "Invitation",
+    "OutcomeCount",
+    "OutcomePeriod",
+    "Pilot",
     "PublishedInstrument",
     "Response",
     "Unit",
