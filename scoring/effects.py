@@ -7,7 +7,8 @@ per-person variance; a survey construct's published cells, or an outcome's rate)
     DiD = (P_after - P_before) - (C_after - C_before)
     SE  = sqrt(sum over the four groups of var / n)         (independent people in each group)
 
-Each of the four groups pools its waves at the person level (``pool``). With the unbiased variances of survey
+Each of the four groups pools its waves at the person level (``pool``; a rate sums its events and people). With
+the unbiased variances of survey
 scores this is, exactly, the OLS estimate of the interaction in ``y ~ pilot * after`` on the respondents' rows,
 with the HC2 (leverage-corrected) standard error: the model is saturated in the four groups, so its fitted
 values are the group means and each residual's leverage is 1/n of its group. (HC1 scales HC0 by N/(N-4)
@@ -32,6 +33,7 @@ from scipy import stats as sps
 __all__ = [
     "Effect",
     "Group",
+    "Measure",
     "PilotEffect",
     "Point",
     "Verdict",
@@ -44,6 +46,7 @@ __all__ = [
 ]
 
 Interval = Literal["welch", "normal"]
+Measure = Literal["score", "rate"]
 Verdict = Literal["increase", "decrease", "no_clear_effect", "cannot_tell"]
 
 
@@ -70,14 +73,20 @@ def _from_sums(n: float, total: float, squares: float) -> Group:
     return Group(n, mean, var)
 
 
-def pool(groups: Sequence[Group]) -> Group:
-    """The groups taken together, person by person (as if their people's values were in one list)."""
+def pool(groups: Sequence[Group], measure: Measure = "score") -> Group:
+    """The groups taken together, person by person (as if their people's values were in one list); for a rate,
+    the events and the people summed (``rate``)."""
+    if measure == "rate":
+        return rate(math.fsum(g.n * g.mean for g in groups if g.n > 0), math.fsum(g.n for g in groups))
     sums = [g._sums() for g in groups]
     return _from_sums(*(math.fsum(s[i] for s in sums) for i in range(3)))
 
 
-def remainder(whole: Group, parts: Sequence[Group]) -> Group:
+def remainder(whole: Group, parts: Sequence[Group], measure: Measure = "score") -> Group:
     """``whole`` without the people of ``parts`` (which lie inside it): e.g. the organisation minus a pilot."""
+    if measure == "rate":
+        events = whole.n * whole.mean - math.fsum(p.n * p.mean for p in parts if p.n > 0)
+        return rate(round(events, 9), round(whole.n - math.fsum(p.n for p in parts), 9))
     n, total, squares = whole._sums()
     for part in parts:
         pn, pt, ps = part._sums()
@@ -91,7 +100,7 @@ def rate(events: float, exposure: float) -> Group:
     if exposure <= 0:
         return Group(0.0, math.nan, math.nan)
     p = events / exposure
-    return Group(exposure, p, p * (1 - p))
+    return Group(exposure, p, max(p * (1 - p), 0.0))
 
 
 @dataclass(frozen=True)
@@ -186,12 +195,15 @@ class PilotEffect:
 def pilot_effect(
     points: Sequence[Point],
     *,
+    measure: Measure,
     min_group_size: int,
     useful: float,
     confidence: float = 0.95,
-    interval: Interval = "welch",
 ) -> PilotEffect:
     """The pilot's effect over ``points`` (time order), published only if every input cell is.
+
+    ``measure``: ``"score"`` (survey scores: pooled moments, Welch-Satterthwaite t-interval) or ``"rate"`` (events
+    over people: pooled counts, binomial variance, normal interval).
 
     Reasons it cannot tell: ``too_few_waves`` (no point before or none after), ``groups_too_small`` (an input
     cell is hidden, or a pooled group has fewer than ``min_group_size`` people or under 2), and from ``verdict``
@@ -205,11 +217,12 @@ def pilot_effect(
     before = [(pilot, comparison) for after, pilot, comparison in shown if not after]
     later = [(pilot, comparison) for after, pilot, comparison in shown if after]
     groups = (
-        pool([pilot for pilot, _ in before]),
-        pool([pilot for pilot, _ in later]),
-        pool([comparison for _, comparison in before]),
-        pool([comparison for _, comparison in later]),
+        pool([pilot for pilot, _ in before], measure),
+        pool([pilot for pilot, _ in later], measure),
+        pool([comparison for _, comparison in before], measure),
+        pool([comparison for _, comparison in later], measure),
     )
+    interval: Interval = "normal" if measure == "rate" else "welch"
     if any(g.n < max(min_group_size, 2) for g in groups):
         return PilotEffect("cannot_tell", ("groups_too_small",))
     effect = difference_in_differences(*groups, confidence=confidence, interval=interval)

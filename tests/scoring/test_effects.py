@@ -67,7 +67,7 @@ def _cells_and_rows(rng: np.random.Generator) -> tuple[list[Point], pd.DataFrame
 
 def test_it_is_the_interaction_of_ols_on_respondent_rows_built_to_match_the_cells() -> None:
     points, rows = _cells_and_rows(np.random.default_rng(7))
-    found = pilot_effect(points, min_group_size=5, useful=0.5)
+    found = pilot_effect(points, measure="score", min_group_size=5, useful=0.5)
     assert found.effect is not None
     fit = smf.ols("y ~ pilot * after", data=rows).fit(cov_type="HC2")
     assert_allclose(found.effect.estimate, fit.params["pilot:after"], rtol=1e-12)
@@ -105,6 +105,15 @@ def test_rates_use_the_binomial_variance_and_a_normal_interval() -> None:
     assert effect.se == pytest.approx(se)
     assert math.isinf(effect.df)
     assert (effect.ci_low, effect.ci_high) == pytest.approx((0.04 - 1.959964 * se, 0.04 + 1.959964 * se))
+    # rates pool their events and people: two quarters of 100 and 80 people with 10 and 4 leavers
+    pooled = pool([rate(10, 100), rate(4, 80)], "rate")
+    assert (pooled.n, pooled.mean) == pytest.approx((180, 14 / 180))
+    # the rest of an organisation of 1000 (50 leavers) without a pilot of 100 (10 leavers): 40 of 900
+    rest = remainder(rate(50, 1000), [rate(10, 100)], "rate")
+    assert (rest.n, rest.mean) == pytest.approx((900, 40 / 900))
+    points = [Point("q1", False, groups[0], groups[2]), Point("q2", True, groups[1], groups[3])]
+    found = pilot_effect(points, measure="rate", min_group_size=5, useful=0.05)
+    assert found.effect == effect and found.reasons == ("interval_too_wide",)  # +-0.08: too wide to tell
 
 
 def _points(pilot_after_mean: float, var: float = 1.0, n: int = 40, before: int = 1) -> list[Point]:
@@ -113,37 +122,37 @@ def _points(pilot_after_mean: float, var: float = 1.0, n: int = 40, before: int 
 
 
 def test_what_the_interval_says() -> None:
-    assert pilot_effect(_points(3.8), min_group_size=5, useful=0.3).verdict == "increase"
-    assert pilot_effect(_points(2.2), min_group_size=5, useful=0.3).verdict == "decrease"
-    narrow = pilot_effect(_points(3.02, var=0.2, n=400), min_group_size=5, useful=0.3)
+    assert pilot_effect(_points(3.8), measure="score", min_group_size=5, useful=0.3).verdict == "increase"
+    assert pilot_effect(_points(2.2), measure="score", min_group_size=5, useful=0.3).verdict == "decrease"
+    narrow = pilot_effect(_points(3.02, var=0.2, n=400), measure="score", min_group_size=5, useful=0.3)
     assert (narrow.verdict, narrow.reasons) == ("no_clear_effect", ())
-    wide = pilot_effect(_points(3.2, var=4.0, n=10), min_group_size=5, useful=0.3)
+    wide = pilot_effect(_points(3.2, var=4.0, n=10), measure="score", min_group_size=5, useful=0.3)
     assert (wide.verdict, wide.reasons) == ("cannot_tell", ("interval_too_wide",))
     assert wide.effect is not None  # the estimate is shown, with the reason it tells little
 
 
 def test_when_the_data_cannot_tell() -> None:
     only_before = [p for p in _points(3.8, before=2) if not p.after]
-    assert pilot_effect(only_before, min_group_size=5, useful=0.3).reasons == ("too_few_waves",)
+    assert pilot_effect(only_before, measure="score", min_group_size=5, useful=0.3).reasons == ("too_few_waves",)
     hidden = _points(3.8)
     hidden[0] = Point("b0", False, None, hidden[0].comparison)  # a cell the guard hid
-    found = pilot_effect(hidden, min_group_size=5, useful=0.3)
+    found = pilot_effect(hidden, measure="score", min_group_size=5, useful=0.3)
     assert (found.verdict, found.reasons, found.effect, found.groups) == (
         "cannot_tell",
         ("groups_too_small",),
         None,
         None,
     )
-    tiny = pilot_effect(_points(3.8, n=4), min_group_size=5, useful=0.3)
+    tiny = pilot_effect(_points(3.8, n=4), measure="score", min_group_size=5, useful=0.3)
     assert tiny.reasons == ("groups_too_small",) and tiny.effect is None
     assert verdict(difference_in_differences(*[Group(1, 3.0, math.nan)] * 4), 0.3) == ("cannot_tell", "no_interval")
 
 
 def test_the_trend_before_the_start_is_checked_when_there_are_two_waves_before() -> None:
-    assert pilot_effect(_points(3.8), min_group_size=5, useful=0.3).parallel is None
-    parallel = pilot_effect(_points(3.8, before=2), min_group_size=5, useful=0.3)
+    assert pilot_effect(_points(3.8), measure="score", min_group_size=5, useful=0.3).parallel is None
+    parallel = pilot_effect(_points(3.8, before=2), measure="score", min_group_size=5, useful=0.3)
     assert parallel.parallel is True and parallel.pre_trend is not None
     drifting = _points(3.8, before=2)
     drifting[1] = Point("b1", False, Group(40, 3.9, 1.0), Group(160, 3.0, 1.0))  # the pilot rose before it began
-    found = pilot_effect(drifting, min_group_size=5, useful=0.3)
+    found = pilot_effect(drifting, measure="score", min_group_size=5, useful=0.3)
     assert found.parallel is False and found.pre_trend is not None and found.pre_trend.ci_low > 0
