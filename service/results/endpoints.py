@@ -93,6 +93,21 @@ def get_comments(
 
 
 @router.get(
+    "/waves/{wave_id}/drivers",
+    summary="What goes with eNPS and the intention to stay, and where to look first",
+    response_model=schemas.Drivers,
+    responses={**ERRORS, **tabular.CSV_RESPONSE},
+)
+def get_drivers(
+    wave_id: int, _key: Reader, session: SessionDep, request: Request, unit: UnitKey = None
+) -> schemas.Drivers | Response:
+    """Per unit of at least 30 respondents: each construct's correlation with the outcomes, and its focus areas."""
+    _wave, table = stored_table(session, wave_id)
+    out = published.drivers(table, unit)
+    return tabular.drivers(out) if wants_csv(request) else out
+
+
+@router.get(
     "/units/{unit_key}/trend",
     summary="A construct over closed waves",
     response_model=schemas.Trend,
