@@ -196,8 +196,12 @@ def wave_correlations(data: WaveData, scores: Scores, plan: TreePlan) -> Correla
     return correlations(plan, data.unit, scores.score, outcomes, pairs, data.min_group_size)
 
 
-def _num(x: float) -> float | None:
-    return None if math.isnan(x) else float(x)
+def _plain(x: FloatArray) -> list[list[Any]]:
+    """Rows of Python floats, None where NaN (undefined: null in the table)."""
+    out = x.astype(object)
+    out[np.isnan(x)] = None
+    rows: list[list[Any]] = out.tolist()
+    return rows
 
 
 def drivers(
@@ -210,22 +214,25 @@ def drivers(
 ) -> Drivers:
     """The relations and focus areas a table publishes: in units whose result cell is ``published`` (U,) and
     whose drivers the guard shows; ``index`` (U, C) is the published 0-100 index of every unit and construct."""
-    shown = found.shown & np.asarray(published, dtype=np.bool_)
+    shown = np.flatnonzero(found.shown & np.asarray(published, dtype=np.bool_))
     idx = np.asarray(index, dtype=np.float64)
+    # Python numbers of the shown units, read once (indexing numpy arrays element by element is slow)
+    r, low, high = (_plain(a[shown]) for a in (found.r, found.ci_low, found.ci_high))
+    n = found.n[shown].tolist()
+    outcomes = {o: [p for p, (other, _) in enumerate(found.pairs) if other == o] for o, _ in found.pairs}
     relations: list[Relation] = []
     focus: list[FocusArea] = []
-    for u in np.flatnonzero(shown).tolist():
-        root = int(plan.root[u])
-        for outcome in dict.fromkeys(o for o, _ in found.pairs):
+    for i, u in enumerate(shown.tolist()):
+        for outcome, pairs in outcomes.items():
             candidates = []
-            for p, (o, j) in enumerate(found.pairs):
-                if o != outcome:
-                    continue
-                r, low, high = (_num(a[u, p]) for a in (found.r, found.ci_low, found.ci_high))
-                relations.append(Relation(keys[u], outcome, constructs[j], int(found.n[u, p]), r, low, high))
-                if r is not None and low is not None and high is not None and r >= STRONG and low > 0:
-                    candidates.append((j, r, low, high))
-            ranked = _focus(candidates, idx, u, root, [j for o, j in found.pairs if o == outcome])
+            for p in pairs:
+                j = found.pairs[p][1]
+                relations.append(Relation(keys[u], outcome, constructs[j], n[i][p], r[i][p], low[i][p], high[i][p]))
+                if r[i][p] is not None and r[i][p] >= STRONG and low[i][p] > 0:
+                    candidates.append((j, r[i][p], low[i][p], high[i][p]))
+            if not candidates:
+                continue
+            ranked = _focus(candidates, idx, u, int(plan.root[u]), [found.pairs[p][1] for p in pairs])
             focus += [
                 FocusArea(keys[u], outcome, rank, constructs[j], *figures)
                 for rank, (j, *figures) in enumerate(ranked, start=1)

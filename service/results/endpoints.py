@@ -99,7 +99,11 @@ def get_comments(
     responses={**ERRORS, **tabular.CSV_RESPONSE},
 )
 def get_drivers(
-    wave_id: int, _key: Reader, session: SessionDep, request: Request, unit: UnitKey = None
+    wave_id: int,
+    _key: Reader,
+    session: SessionDep,
+    request: Request,
+    unit: Annotated[str | None, Query(max_length=100, description="a unit's key; default: all with drivers")] = None,
 ) -> schemas.Drivers | Response:
     """Per unit of at least 30 respondents: each construct's correlation with the outcomes, and its focus areas."""
     _wave, table = stored_table(session, wave_id)
