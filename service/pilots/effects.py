@@ -79,7 +79,7 @@ def _effect(
     measure: Literal["construct", "outcome"],
     name: str,
     found: PilotEffect,
-    useful: float,
+    useful: float | None,
     points: Sequence[tuple[EffectPoint, Point]],
     unit: str,
 ) -> Effect:
@@ -137,11 +137,11 @@ def construct_effect(session: Session, pilot: Pilot, construct: str, instruments
     points: list[tuple[EffectPoint, Point]] = []
     k, scale = DEFAULT_MIN_GROUP_SIZE, 4.0
     for wave in closed:
+        if (wave.instrument, wave.version) not in having or not (wave.closes_at <= start or wave.opens_at >= start):
+            continue  # another instrument, or the wave straddles the start
         table = table_of(session, wave)
-        if (wave.instrument, wave.version) not in having or table is None:
-            continue
-        if not (wave.closes_at <= start or wave.opens_at >= start):
-            continue  # straddles the start
+        if table is None:
+            continue  # closed without a stored table (see `peil results rebuild`): it publishes nothing
         info = next(c for c in table.constructs if c.id == construct)
         k, scale = max(k, table.min_group_size), float(info.max - info.min)
         parents = {u.key: u.parent for u in table.units}
@@ -184,7 +184,7 @@ def outcome_effect(session: Session, pilot: Pilot, outcome: str) -> Effect:
         )
     if outcome == "time_to_promotion":
         found = PilotEffect("cannot_tell", ("no_spread",))
-        return _effect(pilot, "outcome", outcome, found, math.nan, [], "months")
+        return _effect(pilot, "outcome", outcome, found, None, [], "months")
     start = _start(pilot)
     tables = outcomes.stored(session)
     sides = {(p.kind, p.end <= start, p.start >= start) for p, _, _ in tables}

@@ -12,7 +12,7 @@ def _amount(x: float, unit: str) -> str:
     return f"{100 * x:+.1f} pp" if unit == "rate" else f"{x:+.2f}"
 
 
-def describe(found: PilotEffect, name: str, starts_on: date, useful: float, unit: str) -> tuple[str, str]:
+def describe(found: PilotEffect, name: str, starts_on: date, useful: float | None, unit: str) -> tuple[str, str]:
     """(English, Dutch) sentences for the verdict, its reasons, and a diverging trend before the start."""
     reasons = set(found.reasons)
     effect = found.effect
@@ -37,7 +37,7 @@ def describe(found: PilotEffect, name: str, starts_on: date, useful: float, unit
         elif found.verdict == "decrease":
             en = f"{name} fell in the pilot against the comparison group: {size} {interval_en}."
             nl = f"{name} daalde in de pilot ten opzichte van de vergelijkingsgroep: {size} {interval_nl}."
-        elif found.verdict == "no_clear_effect":
+        elif found.verdict == "no_clear_effect" and useful is not None:
             margin = _amount(useful, unit).lstrip("+")
             en = f"No clear effect on {name}: {size} {interval_en}, which rules out an effect larger than {margin}."
             nl = f"Geen duidelijk effect op {name}: {size} {interval_nl}; een effect groter dan {margin} valt af."

@@ -82,7 +82,9 @@ class Effect(BaseModel):
     )
     message_en: str
     message_nl: str
-    useful: float = Field(description="an interval narrower than +-this around 0 rules out an effect that matters")
+    useful: float | None = Field(
+        description="an interval narrower than +-this around 0 rules out an effect that matters; null: no interval"
+    )
     estimate: Estimate | None = Field(description="null unless every input cell is published")
     groups: EffectGroups | None
     pre_trend: Estimate | None = Field(description="the same estimator on the first and last wave before the start")

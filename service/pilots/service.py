@@ -39,8 +39,10 @@ def create(session: Session, data: PilotCreate) -> Pilot:
     comparison = None if data.comparison_units is None else _outermost(tree, data.comparison_units)
     inside = {a for k in units for a in _ancestors(tree, k)}  # the pilot's units and everything above them
     if comparison is not None:
+        if not comparison:
+            raise Unprocessable("comparison_units is empty: leave it out to compare with the rest of the organisation")
         overlap = [k for k in comparison if k in inside or any(a in set(units) for a in _ancestors(tree, k))]
-        if overlap or not comparison:
+        if overlap:
             raise Unprocessable(
                 f"comparison units overlap the pilot: {', '.join(overlap[:20])}",
                 details=[{"key": k, "reason": "inside the pilot, or holds a pilot unit"} for k in overlap],

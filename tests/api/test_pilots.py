@@ -62,6 +62,7 @@ def test_declare_list_read_and_remove(app: FastAPI, client: TestClient, hr: dict
         ({"comparison_units": ["div1"]}, "overlap the pilot: div1"),
         ({"units": ["org"]}, "whole organisation"),
         ({"units": []}, "units"),
+        ({"comparison_units": []}, "comparison_units is empty"),
         ({"starts_on": "July"}, "starts_on"),
     ],
 )
@@ -154,7 +155,7 @@ def test_outcomes_that_cannot_tell(client: TestClient, hr: dict[str, str]) -> No
     )
     assert [p["pilot"] for p in hidden["points"] if p["period"] == "2026-Q3"] == [None]
     waits = effect(client, hr, pilot, outcome="time_to_promotion").json()
-    assert (waits["verdict"], waits["reasons"]) == ("cannot_tell", ["no_spread"])
+    assert (waits["verdict"], waits["reasons"], waits["useful"]) == ("cannot_tell", ["no_spread"], None)
 
 
 @pytest.mark.parametrize(
