@@ -7,6 +7,7 @@ from service.models.export import ExportLock, ExportRun
 from service.models.instrument import PublishedInstrument
 from service.models.invitation import Invitation
 from service.models.outcome import OutcomeCount, OutcomePeriod
+from service.models.participation import ParticipationSnapshot
 from service.models.pilot import Pilot
 from service.models.response import Response
 from service.models.result import WaveResult
@@ -22,6 +23,7 @@ __all__ = [
     "Invitation",
     "OutcomeCount",
     "OutcomePeriod",
+    "ParticipationSnapshot",
     "Pilot",
     "PublishedInstrument",
     "Response",
