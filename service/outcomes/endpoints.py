@@ -68,7 +68,7 @@ def put_outcomes(key: HR, body: RawBody, request: Request, session: SessionDep, 
     responses={**ERRORS, 404: {"description": "no such unit, wave or uploaded period"}, 422: {}, **CSV_RESPONSE},
 )
 def get_outcomes(
-    _key: Reader,
+    key: Reader,
     session: SessionDep,
     request: Request,
     unit: Annotated[str | None, Query(max_length=100, description="a unit's key; default: every unit")] = None,
@@ -78,4 +78,5 @@ def get_outcomes(
     """Each period's figures, rolled up per unit, under the guard (hidden units say so and why)."""
     shown = waves.get(session, wave) if wave is not None else None
     out = service.published(session, unit=unit, period=period, wave=shown)
+    audit.record(session, key, "results.read", wave, view="outcomes", unit=unit, period=period)
     return tabular.outcomes(out) if wants_csv(request) else out

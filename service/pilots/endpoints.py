@@ -56,7 +56,7 @@ def delete_pilot(pilot_id: int, key: HR, session: SessionDep) -> Response:
 )
 def get_effect(
     pilot_id: int,
-    _key: Reader,
+    key: Reader,
     session: SessionDep,
     instruments: InstrumentsDep,
     construct: Annotated[str | None, Query(max_length=64, description="a construct's id")] = None,
@@ -68,9 +68,12 @@ def get_effect(
     pilot = service.get(session, pilot_id)
     if construct is not None and outcome is None:
         waves.advance_all(session)
-        return effects.construct_effect(session, pilot, construct, instruments)
-    if outcome is not None and construct is None:
-        return effects.outcome_effect(session, pilot, outcome)
-    raise Unprocessable(
-        "give exactly one of construct and outcome", details=[{"field": "construct", "reason": "one of two"}]
-    )
+        found = effects.construct_effect(session, pilot, construct, instruments)
+    elif outcome is not None and construct is None:
+        found = effects.outcome_effect(session, pilot, outcome)
+    else:
+        raise Unprocessable(
+            "give exactly one of construct and outcome", details=[{"field": "construct", "reason": "one of two"}]
+        )
+    audit.record(session, key, "results.read", view="pilot_effect", pilot_id=pilot.id, measure=found.name)
+    return found

@@ -105,7 +105,7 @@ def get_comments(
 )
 def get_drivers(
     wave_id: int,
-    _key: Reader,
+    key: Reader,
     session: SessionDep,
     request: Request,
     unit: Annotated[str | None, Query(max_length=100, description="a unit's key; default: all with drivers")] = None,
@@ -113,6 +113,7 @@ def get_drivers(
     """Per unit of at least 30 respondents: each construct's correlation with the outcomes, and its focus areas."""
     _wave, table = stored_table(session, wave_id)
     out = published.drivers(table, unit)
+    audit.record(session, key, "results.read", wave_id, view="drivers", unit=unit)
     return tabular.drivers(out) if wants_csv(request) else out
 
 

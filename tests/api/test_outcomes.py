@@ -85,6 +85,9 @@ def test_upload_and_read_the_kpis_worked_by_hand(app: FastAPI, client: TestClien
     assert db.scalar(select(func.count()).select_from(OutcomeCount)) == 7
     entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "outcomes.uploaded")).one()
     assert entry.detail == {"rows": 7, "periods": ["2026-Q1"]}
+    read = db.scalars(select(AuditEntry).where(AuditEntry.action == "results.read")).one()  # who read, not what
+    assert (read.key_name, read.wave_id) == ("dashboard-test", None)
+    assert read.detail == {"view": "outcomes", "unit": None, "period": None}
 
 
 def test_csv_in_and_out(app: FastAPI, client: TestClient, hr: dict[str, str]) -> None:

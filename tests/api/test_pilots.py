@@ -108,7 +108,7 @@ def effect(client: TestClient, hr: dict[str, str], pilot: int, **query: str) -> 
     return client.get(f"/api/v1/pilots/{pilot}/effect", params=query, headers=hr)
 
 
-def test_the_effect_on_internal_mobility(client: TestClient, hr: dict[str, str]) -> None:
+def test_the_effect_on_internal_mobility(client: TestClient, hr: dict[str, str], db) -> None:
     upload(client, hr, {"2026-Q1": quarter(3), "2026-Q2": quarter(3), "2026-Q3": quarter(15), "2026-Q4": quarter(17)})
     pilot = declare(client, hr).json()["id"]
     found = effect(client, hr, pilot, outcome="internal_mobility")
@@ -134,6 +134,11 @@ def test_the_effect_on_internal_mobility(client: TestClient, hr: dict[str, str])
     retention = effect(client, hr, pilot, outcome="retention").json()
     assert retention["estimate"]["estimate"] == pytest.approx(0.0)
     assert retention["verdict"] == "no_clear_effect"
+    reads = db.scalars(select(AuditEntry).where(AuditEntry.action == "results.read").order_by(AuditEntry.id)).all()
+    assert [e.detail for e in reads][-2:] == [
+        {"view": "pilot_effect", "pilot_id": pilot, "measure": "internal_mobility"},
+        {"view": "pilot_effect", "pilot_id": pilot, "measure": "retention"},
+    ]
 
 
 def test_outcomes_that_cannot_tell(client: TestClient, hr: dict[str, str]) -> None:

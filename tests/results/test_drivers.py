@@ -9,7 +9,9 @@ import io
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from scipy import stats as sps
+from sqlalchemy import select
 
+from service.models import AuditEntry
 from tests.factories import make_key
 from tests.results.conftest import Wave
 from tests.results.test_results import construct_scores, respondents
@@ -58,6 +60,12 @@ def test_units_without_drivers_say_why(app: FastAPI, client: TestClient, closed:
     team7 = unit("team7")  # 2 respondents: hidden
     assert (team7["available"], team7["reason"]) == (False, "primary")
     assert client.get(closed.url("drivers"), params={"unit": "nowhere"}, headers=closed.hr).status_code == 404
+    with app.state.sessionmaker() as session:
+        reads = session.scalars(select(AuditEntry).where(AuditEntry.action == "results.read")).all()
+    assert [(e.wave_id, e.detail) for e in reads] == [
+        (closed.id, {"view": "drivers", "unit": "team1"}),
+        (closed.id, {"view": "drivers", "unit": "team7"}),
+    ]  # the refused read (unknown unit) did not happen
 
 
 def test_drivers_as_csv(client: TestClient, closed: Wave) -> None:
