@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from scoring import ParticipationCell, participation_cells
+from service.auth import Scope
 from service.models import Wave
 from service.results.service import table_of
 from service.units.service import Tree, load_tree
@@ -50,3 +51,11 @@ def participation(session: Session, wave: Wave) -> Participation:
         for cell in cells
     ]
     return Participation(wave_id=wave.id, state=wave.state, min_group_size=wave.min_group_size, units=rows)
+
+
+def within(out: Participation, scope: Scope) -> Participation:
+    """The rows a scope may read: all, or a manager's unit and those below it."""
+    inside = scope.within((row.unit_key, row.parent_key) for row in out.units)
+    if inside is None:
+        return out
+    return out.model_copy(update={"units": [row for row in out.units if row.unit_key in inside]})
