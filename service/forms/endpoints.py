@@ -29,6 +29,7 @@ from starlette.responses import Response as HTTPResponse
 
 from service import errors
 from service.db import reading, writing
+from service.deps import client_address
 from service.forms import i18n, service
 from service.forms.i18n import Lang
 from service.forms.throttle import LinkMisses, Verdict
@@ -54,7 +55,7 @@ NO_INDEX = {"X-Robots-Tag": "noindex, nofollow"}
 
 
 def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_address(request)
 
 
 async def _gate(request: Request) -> Verdict:

@@ -6,8 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from scoring import ResultTable
-from service.auth import HR, ResultsScope, Scope
+from service.auth import HR, ResultsScope
 from service.db import SessionDep
 from service.deps import InstrumentsDep, wants_csv
 from service.errors import NotFound
@@ -65,28 +64,8 @@ def get_heatmap(wave_id: int, scope: ResultsScope, session: SessionDep, request:
     """Every unit's mean, favourable share and n per construct; hidden cells say so and why. A manager key
     gets its organisation's row (the reference line) and the rows of its own part."""
     _wave, table = stored_table(session, wave_id)
-    rendered = heatmap_view(table, scope)
+    rendered = published.heatmap_view(table, scope)
     return tabular.heatmap(rendered.out) if wants_csv(request) else _json(rendered)
-
-
-def heatmap_view(table: ResultTable, scope: Scope) -> published.Rendered[schemas.Heatmap]:
-    """The heatmap the scope may read, made once per table and scope."""
-    whole = published.views.get("heatmap", table, published.heatmap)
-    if scope.unit is None:
-        return whole
-    unit, inside = scope.unit, published.within(table, scope) or set()
-    return published.views.get(
-        f"heatmap:{unit}", table, lambda _table: published.heatmap_within(whole.out, unit, inside)
-    )
-
-
-def flags_view(table: ResultTable, scope: Scope) -> published.Rendered[schemas.Flags]:
-    """The flags the scope may read, made once per table and scope."""
-    whole = published.views.get("flags", table, published.flags)
-    if scope.unit is None:
-        return whole
-    inside = published.within(table, scope) or set()
-    return published.views.get(f"flags:{scope.unit}", table, lambda _table: published.flags_within(whole.out, inside))
 
 
 @router.get(
@@ -99,7 +78,7 @@ def get_flags(wave_id: int, scope: ResultsScope, session: SessionDep, request: R
     """Each flag's unit, construct, rule, severity, evidence and message (Dutch and English); a manager key
     gets those of its own part."""
     _wave, table = stored_table(session, wave_id)
-    rendered = flags_view(table, scope)
+    rendered = published.flags_view(table, scope)
     return tabular.flags(rendered.out) if wants_csv(request) else _json(rendered)
 
 

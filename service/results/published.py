@@ -182,6 +182,24 @@ def flags_within(whole: schemas.Flags, inside: Collection[str]) -> schemas.Flags
     return whole.model_copy(update={"flags": [f for f in whole.flags if f.unit in inside]})
 
 
+def heatmap_view(table: ResultTable, scope: Scope) -> Rendered[schemas.Heatmap]:
+    """The heatmap the scope may read, made once per table and scope."""
+    whole = views.get("heatmap", table, heatmap)
+    if scope.unit is None:
+        return whole
+    unit, inside = scope.unit, within(table, scope) or set()
+    return views.get(f"heatmap:{unit}", table, lambda _table: heatmap_within(whole.out, unit, inside))
+
+
+def flags_view(table: ResultTable, scope: Scope) -> Rendered[schemas.Flags]:
+    """The flags the scope may read, made once per table and scope."""
+    whole = views.get("flags", table, flags)
+    if scope.unit is None:
+        return whole
+    inside = within(table, scope) or set()
+    return views.get(f"flags:{scope.unit}", table, lambda _table: flags_within(whole.out, inside))
+
+
 def comments(table: ResultTable, unit: str | None) -> schemas.Comments:
     """Free texts under rule 6, as the table decided them: groups of at least 2k, shuffled, no metadata."""
     shown = _units(table, unit)
