@@ -81,11 +81,12 @@ def interval(
     mean: float, low: float | None, high: float | None, reference: float | None, scale: Scale, title: str
 ) -> Markup:
     """The mean as a dot on the construct's scale, its interval as a bar, the organisation's mean as a tick."""
-    width, height, left, span = 300, 34, 10.0, 280.0
+    width, height, left, span = 300, 46, 10.0, 280.0
     parts = [f'<line x1="{left}" y1="17" x2="{left + span}" y2="17" stroke="{LINE}" stroke-width="1"/>']
     for tick in range(int(scale.low), int(scale.high) + 1):
         x = scale.x(tick, left, span)
         parts.append(f'<line x1="{x:.2f}" y1="13" x2="{x:.2f}" y2="21" stroke="{LINE}" stroke-width="1"/>')
+        parts.append(f'<text x="{x:.2f}" y="42" text-anchor="middle" font-size="11" fill="{MUTED}">{tick}</text>')
     if low is not None and high is not None:
         x1, x2 = scale.x(low, left, span), scale.x(high, left, span)
         parts.append(f'<rect x="{x1:.2f}" y="12" width="{max(x2 - x1, 1):.2f}" height="10" fill="#c6d7ec"/>')

@@ -80,6 +80,12 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _forget(response: Response, settings: Settings, name: str) -> None:
+    response.delete_cookie(
+        name, path=PATH, secure=settings.base_url.startswith("https://"), httponly=True, samesite="strict"
+    )
+
+
 def _set_cookie(response: Response, settings: Settings, name: str, value: str, max_age: int | None) -> None:
     response.set_cookie(
         name,
@@ -147,11 +153,11 @@ def start(session: Session, key: ApiKey, lang: Lang) -> str:
 def set_session_cookie(response: Response, settings: Settings, secret: bytes, token: str) -> None:
     """The session cookie (ends with the browser; the server ends the session after eight idle hours)."""
     _set_cookie(response, settings, COOKIE, signed(secret, COOKIE, token), max_age=None)
-    response.delete_cookie(LOGIN_COOKIE, path=PATH)
+    _forget(response, settings, LOGIN_COOKIE)
 
 
-def clear_cookie(response: Response) -> None:
-    response.delete_cookie(COOKIE, path=PATH)
+def clear_cookie(response: Response, settings: Settings) -> None:
+    _forget(response, settings, COOKIE)
 
 
 # A signed-in request ------------------------------------------------------------------------------------
