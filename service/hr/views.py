@@ -220,9 +220,7 @@ def _cells(
             cells.append(_hidden_cell(code, lang, k))
             continue
         digits = 1
-        tone, tone_text = (
-            ("ref", words["bin_ref"]) if is_reference else _bin(f.mean, reference.get(info.id), info, lang)
-        )
+        tone, tone_text = ("ref", "") if is_reference else _bin(f.mean, reference.get(info.id), info, lang)
         difference = changes.get((unit, info.id)) if unit is not None else None
         change = None if difference is None else ("up" if difference > 0 else "down")
         cells.append(

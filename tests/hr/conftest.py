@@ -28,7 +28,10 @@ from service.forms.throttle import LinkMisses
 from service.keys import repository
 from service.models import Wave
 from tests.conftest import TEST_SECRET, alembic_config
+from tests.factories import make_key, put_tree
 from tests.forms.test_browser import _free_port
+from tests.results.conftest import Wave as ResultsWave
+from tests.results.conftest import answered_wave, close
 
 MANAGED = "div-3"  # the demo division a manager key reads in these tests
 
@@ -103,3 +106,25 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@dataclass
+class Closed:
+    """A closed wave of the results tests (tests.results.conftest) and keys to sign in with."""
+
+    wave: ResultsWave
+    keys: dict[str, str]  # role -> key; the manager reads div1
+
+    def page(self, what: str = "") -> str:
+        return f"/hr/waves/{self.wave.id}{what}"
+
+
+@pytest.fixture
+def closed_wave(app: FastAPI, pages: TestClient) -> Closed:
+    hr = make_key(app, "hr")
+    put_tree(pages, hr)
+    wave = answered_wave(app, pages, hr, make_key(app, "dashboard"), min_group_size=3)
+    close(pages, wave)
+    keys = {role: new_key(app, role) for role in ("hr", "dashboard")}
+    keys["manager"] = new_key(app, "manager", "div1")
+    return Closed(wave, keys)
