@@ -37,7 +37,7 @@ def unit_href(wave_id: int, unit: str) -> str:
 
 
 def unit_names(session: Session) -> dict[str, str]:
-    return dict(session.execute(select(Unit.key, Unit.name)).tuples().all())
+    return {key: name for key, name in session.execute(select(Unit.key, Unit.name))}
 
 
 def withheld(figure: Any, value: Any) -> str | None:

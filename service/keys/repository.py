@@ -59,7 +59,7 @@ def unit_of(session: Session, key: ApiKey) -> str | None:
 
 def unit_keys(session: Session) -> dict[int, str]:
     """Unit ids to unit keys, for listing keys with their units."""
-    return dict(session.execute(select(Unit.id, Unit.key)).tuples().all())
+    return {unit_id: key for unit_id, key in session.execute(select(Unit.id, Unit.key))}
 
 
 def list_all(session: Session) -> list[ApiKey]:
