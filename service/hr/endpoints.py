@@ -249,6 +249,7 @@ def waves_page(request: Request, viewer: Viewer, session: SessionDep, instrument
 
 
 OpenUnits = Annotated[list[str] | None, Query(alias="open", max_length=2000)]
+FoldedUnits = Annotated[list[str] | None, Query(alias="fold", max_length=2000)]
 By = Annotated[str | None, Query(max_length=40)]
 
 
@@ -261,11 +262,12 @@ def heatmap_page(
     instruments: InstrumentsDep,
     by: By = None,
     opened: OpenUnits = None,
+    folded: FoldedUnits = None,
 ) -> Response:
     """Units (as a tree) by constructs: mean, n, change; hidden cells say why. Cut by one attribute."""
     wave, table = stored_table(session, wave_id)
     instrument = instruments[(wave.instrument, wave.version)].instrument
-    page = views.heatmap_page(session, viewer, wave, table, instrument, by, opened)
+    page = views.heatmap_page(session, viewer, wave, table, instrument, by, (opened, folded))
     return render(request, "heatmap.html", {"v": page}, viewer=viewer)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 from service.forms.i18n import Lang
@@ -386,6 +387,7 @@ def percent(share: float | None, lang: Lang) -> str:
     return f"{round(100 * share)}%"
 
 
+@functools.cache
 def reason(code: str | None, lang: Lang, min_group_size: int) -> str:
     """Why a figure is not shown, in words (never a number but the group size it needs)."""
     words = WORDS[lang]

@@ -8,7 +8,8 @@ A figure may be withheld inside a published cell (a null value, possibly with ``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -29,7 +30,10 @@ from service.results.service import table_of
 from service.waves import service as waves
 from service.waves.participation import participation, within
 
-BINS = (0.03, 0.08, 0.15)  # |difference from the organisation| as a share of the scale: bin edges
+BINS = (0.03, 0.08, 0.15)
+MAX_DEPTH = (
+    8  # deeper units are indented as this deep  # |difference from the organisation| as a share of the scale: bin edges
+)
 
 
 def unit_href(wave_id: int, unit: str) -> str:
@@ -148,7 +152,7 @@ class Toggle:
 class HeatRow:
     anchor: str
     name: str
-    depth: int
+    depth: int  # for the indentation: at most MAX_DEPTH
     href: str | None
     respondents: str
     hidden: bool
@@ -195,13 +199,14 @@ def _bin(mean: float, reference: float | None, info: schemas.ConstructInfo, lang
     return f"bin-{position}", "" if position == 4 else words[f"bin_{position}"]  # said only where it differs
 
 
+@functools.cache
 def _hidden_cell(code: str | None, lang: Lang, k: int) -> HeatCell:
     text = reason(code, lang, k)
     return HeatCell(text=text, n=None, tone="hidden", tone_text="")
 
 
 def _cells(
-    figures: Sequence[Any],
+    by_id: dict[str, Any],
     constructs: Sequence[schemas.ConstructInfo],
     reference: dict[str, float | None],
     changes: dict[tuple[str, str], float],
@@ -210,8 +215,8 @@ def _cells(
     k: int,
     is_reference: bool,
 ) -> tuple[HeatCell, ...]:
+    """One row's cells: ``by_id`` maps a construct to its figures (an API model or the table's own cell)."""
     words = WORDS[lang]
-    by_id = {f.construct_id: f for f in figures}
     cells = []
     for info in constructs:
         f = by_id.get(info.id)
@@ -245,12 +250,35 @@ def significant_changes(table: ResultTable) -> dict[tuple[str, str], float]:
     }
 
 
-def _query(by: str | None, opened: Iterable[str] | None, anchor: str = "") -> str:
-    pairs: list[tuple[str, str]] = [("by", by)] if by else []
-    if opened is not None:
-        keys = list(opened)
-        pairs += [("open", key) for key in keys] if keys else [("open", "")]
-    return ("?" + urlencode(pairs) if pairs else "?") + (f"#{anchor}" if anchor else "")
+@dataclass(frozen=True)
+class Folding:
+    """Which units of the heatmap's tree show their children, kept in the page's URL: the units listed
+    (``open=a&open=b``), or every unit but those listed (``open=*&fold=c``); by default the top two levels."""
+
+    all_open: bool
+    listed: frozenset[str]  # the open units, or when ``all_open`` the folded ones
+
+    @classmethod
+    def read(cls, opened: list[str] | None, folded: list[str] | None, default: set[str]) -> Folding:
+        if opened is None:
+            return cls(False, frozenset(default))
+        if "*" in opened:
+            return cls(True, frozenset(folded or ()))
+        return cls(False, frozenset(key for key in opened if key))
+
+    def is_open(self, unit: str) -> bool:
+        return (unit not in self.listed) if self.all_open else (unit in self.listed)
+
+    def toggled(self, unit: str) -> Folding:
+        return Folding(self.all_open, self.listed ^ {unit})
+
+    def query(self, by: str | None, anchor: str = "") -> str:
+        pairs: list[tuple[str, str]] = [("by", by)] if by else []
+        if self.all_open:
+            pairs += [("open", "*"), *(("fold", key) for key in sorted(self.listed))]
+        else:
+            pairs += [("open", key) for key in sorted(self.listed)] or [("open", "")]
+        return "?" + urlencode(pairs, safe="*") + (f"#{anchor}" if anchor else "")
 
 
 def heatmap_page(
@@ -260,9 +288,10 @@ def heatmap_page(
     table: ResultTable,
     instrument: Instrument,
     by: str | None,
-    opened: list[str] | None,
+    folding: tuple[list[str] | None, list[str] | None],
 ) -> HeatmapPage:
-    """Units as a tree (the organisation first, as reference) by constructs, with cuts by one attribute."""
+    """Units as a tree (the organisation first, as reference) by constructs, with cuts by one attribute.
+    ``folding``: the ``open`` and ``fold`` lists of the page's URL (see ``Folding``)."""
     lang, words, k = viewer.lang, WORDS[viewer.lang], table.min_group_size
     heat = published.heatmap_view(table, viewer.scope).out
     names = unit_names(session)
@@ -280,9 +309,7 @@ def heatmap_page(
         parent = row.parent
         depth[row.unit] = depth[parent] + 1 if parent in in_tree and parent is not None else 0
     has_children = {row.parent for row in tree if row.parent in in_tree}
-    default_open = {key for key, d in depth.items() if d <= 1}
-    open_set = default_open if opened is None else (set(in_tree) if "*" in opened else set(opened) & in_tree)
-    order = [row.unit for row in tree]
+    folds = Folding.read(*folding, default={key for key, d in depth.items() if d <= 1})
 
     def root_of(key: str) -> str:
         while parents.get(key) is not None:
@@ -296,14 +323,13 @@ def heatmap_page(
         ref = heat.units[0]
         rows.append(_unit_row(ref, 0, None, names, heat, reference[ref.unit], changes, lang, k, True, None))
     for position, row in enumerate(tree):
-        if not _visible(row.unit, parents, open_set, in_tree):
+        if not _visible(row.unit, parents, folds, in_tree):
             continue
         toggle = None
         if row.unit in has_children:
-            expanded = row.unit in open_set
-            new = open_set - {row.unit} if expanded else open_set | {row.unit}
+            expanded = folds.is_open(row.unit)
             label = words["collapse" if expanded else "expand"].format(name=names.get(row.unit, row.unit))
-            toggle = Toggle(_query(by, [u for u in order if u in new], f"row-{position}"), expanded, label)
+            toggle = Toggle(folds.toggled(row.unit).query(by, f"row-{position}"), expanded, label)
         is_ref = row.parent is None and viewer.scope.unit is None
         rows.append(
             _unit_row(
@@ -325,15 +351,15 @@ def heatmap_page(
         ),
         by=by,
         csv_href=f"/hr/waves/{wave.id}/heatmap.csv" + (f"?{urlencode({'by': by})}" if by else ""),
-        expand_all_href=_query(by, ["*"]),
-        collapse_all_href=_query(by, []),
+        expand_all_href=Folding(True, frozenset()).query(by),
+        collapse_all_href=Folding(False, frozenset()).query(by),
     )
 
 
-def _visible(unit: str, parents: dict[str, str | None], open_set: set[str], in_tree: set[str]) -> bool:
+def _visible(unit: str, parents: dict[str, str | None], folds: Folding, in_tree: set[str]) -> bool:
     parent = parents.get(unit)
     while parent is not None and parent in in_tree:
-        if parent not in open_set:
+        if not folds.is_open(parent):
             return False
         parent = parents.get(parent)
     return True
@@ -357,11 +383,13 @@ def _unit_row(
     if is_reference:
         name = f"{name} ({words['organisation_reference']})"
     anchor = "row-reference" if position is None else f"row-{position}"
+    depth = min(depth, MAX_DEPTH)
     href = None if position is None else unit_href(heat.wave_id, row.unit)
     if row.suppressed:
         cells = tuple(_hidden_cell(row.reason, lang, k) for _ in heat.constructs)
         return HeatRow(anchor, name, depth, href, reason(row.reason, lang, k), True, cells, is_reference, False, toggle)
-    cells = _cells(row.constructs, heat.constructs, reference, changes, row.unit, lang, k, is_reference)
+    figures = {c.construct_id: c for c in row.constructs}
+    cells = _cells(figures, heat.constructs, reference, changes, row.unit, lang, k, is_reference)
     return HeatRow(anchor, name, depth, href, str(row.n), False, cells, is_reference, False, toggle)
 
 
@@ -378,15 +406,19 @@ def _cut_rows(
     words = WORDS[lang]
     rows = []
     for found in table.cuts(unit, by):
-        cell = published.cell(found)
+        cell = found  # the stored table's own cell: its figures as the API would give them, without a copy
         name = words["cut_row"].format(attribute=by, value=cell.value)
         anchor = f"cut-{unit}-{cell.value}"
         if cell.suppressed:
             cells = tuple(_hidden_cell(cell.reason, lang, k) for _ in heat.constructs)
-            rows.append(HeatRow(anchor, name, depth + 1, None, reason(cell.reason, lang, k), True, cells, cut=True))
+            rows.append(
+                HeatRow(
+                    anchor, name, min(depth + 1, MAX_DEPTH), None, reason(cell.reason, lang, k), True, cells, cut=True
+                )
+            )
             continue
-        cells = _cells(cell.constructs, heat.constructs, reference, {}, None, lang, k, False)
-        rows.append(HeatRow(anchor, name, depth + 1, None, str(cell.n), False, cells, cut=True))
+        cells = _cells({c.construct: c for c in cell.constructs}, heat.constructs, reference, {}, None, lang, k, False)
+        rows.append(HeatRow(anchor, name, min(depth + 1, MAX_DEPTH), None, str(cell.n), False, cells, cut=True))
     return rows
 
 

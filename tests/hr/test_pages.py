@@ -182,3 +182,15 @@ def test_pages_of_waves_without_results(app: FastAPI, pages: TestClient, closed_
     for path in ("/hr/waves/999999", "/hr/waves/abc", "/hr/waves/999999/flags", "/hr/nothing"):
         missing = pages.get(path)
         assert missing.status_code == 404, path
+
+
+def test_the_tree_opens_and_folds_by_links(app: FastAPI, pages: TestClient, closed_wave: Closed) -> None:
+    sign_in(pages, closed_wave.keys["hr"])
+    default = heatmap_rows(pages.get(closed_wave.page()).text)
+    assert "Department 1" in default and "Team1" not in default  # the top two levels open
+    page = pages.get(closed_wave.page("?open=*&fold=div1")).text
+    rows = heatmap_rows(page)
+    assert "Division 1" in rows and "Department 1" not in rows and "Team5" in rows
+    toggle = re.search(r'<a class="toggle" href="([^"]+)" aria-expanded="false"><span aria-hidden="true">\+', page)
+    assert toggle is not None and html.unescape(toggle.group(1)).startswith("?open=*#row-")  # unfolds div1 again
+    assert list(heatmap_rows(pages.get(closed_wave.page("?open=")).text)) == ["Organisation (referentie)"]
