@@ -338,7 +338,9 @@ def heatmap_page(
             )
         )  # fmt: skip
         if by is not None:
-            rows += _cut_rows(table, row.unit, by, heat, reference[root_of(row.unit)], depth[row.unit], lang, k)
+            rows += _cut_rows(
+                table, row.unit, position, by, heat, reference[root_of(row.unit)], depth[row.unit], lang, k
+            )
     return HeatmapPage(
         wave=wave_info(wave, instrument, viewer),
         constructs=tuple(
@@ -396,6 +398,7 @@ def _unit_row(
 def _cut_rows(
     table: ResultTable,
     unit: str,
+    position: int,
     by: str,
     heat: schemas.Heatmap,
     reference: dict[str, float | None],
@@ -405,10 +408,10 @@ def _cut_rows(
 ) -> list[HeatRow]:
     words = WORDS[lang]
     rows = []
-    for found in table.cuts(unit, by):
-        cell = found  # the stored table's own cell: its figures as the API would give them, without a copy
+    # The stored table's own cells: their figures as the API gives them, without a copy of each.
+    for number_, cell in enumerate(table.cuts(unit, by)):
         name = words["cut_row"].format(attribute=by, value=cell.value)
-        anchor = f"cut-{unit}-{cell.value}"
+        anchor = f"cut-{position}-{number_}"  # ids from positions: HR's keys and values may hold any character
         if cell.suppressed:
             cells = tuple(_hidden_cell(cell.reason, lang, k) for _ in heat.constructs)
             rows.append(

@@ -13,8 +13,9 @@ from service.config import Settings
 from service.db import transaction
 from service.forms.throttle import LinkMisses
 from service.hr import session as signin
+from service.hr.endpoints import router
 from service.keys import repository
-from service.models import AuditEntry, HrSession
+from service.models import AuditEntry, HrSession, Unit
 from service.models.base import utcnow
 from tests.hr.conftest import form_token, new_key, sign_in
 
@@ -141,3 +142,31 @@ def test_language_is_chosen_by_a_form_and_kept(app: FastAPI, pages: TestClient) 
     )
     assert switched.status_code == 303 and switched.headers["location"] == "/hr/waves"
     assert '<html lang="en">' in pages.get("/hr/waves").text
+
+
+def _page_routes() -> set[tuple[str, str]]:
+    return {(method, route.path) for route in router.routes for method in route.methods}  # type: ignore[attr-defined]
+
+
+# Every page route: who gets in. The sign-in form is open to all; every other page needs a session of an
+# hr, dashboard or manager key (admin keys cannot sign in, see above).
+OPEN_PAGES = {("GET", "/hr/login"), ("POST", "/hr/login"), ("GET", "/hr"), ("GET", "/hr/")}
+
+
+def test_every_page_route_needs_a_session(app: FastAPI, pages: TestClient) -> None:
+    routes = _page_routes()
+    assert ("GET", "/hr/waves/{wave_id}/units/{unit_key}") in routes and len(routes) == 11
+    for method, path in sorted(routes - OPEN_PAGES):
+        url = path.format(wave_id=1, unit_key="org")
+        response = pages.request(method, url, follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"].startswith("/hr/login"), (method, path)
+    with transaction(app.state.sessionmaker) as session:
+        session.add(Unit(key="lone-unit", name="Lone unit"))
+    for role in ("hr", "dashboard", "manager"):
+        pages.cookies.clear()
+        assert sign_in(pages, new_key(app, role, "lone-unit" if role == "manager" else None)).status_code == 303
+        for method, path in sorted(routes - OPEN_PAGES):
+            if method == "POST":
+                continue  # the forms: tested above with and without their token
+            response = pages.get(path.format(wave_id=999999, unit_key="org"), follow_redirects=False)
+            assert response.status_code in (200, 404), (role, path, response.status_code)
