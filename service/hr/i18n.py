@@ -360,8 +360,6 @@ EVIDENCE: dict[Lang, dict[str, str]] = {
     },
 }
 
-SHARES = {"share", "share_low", "rate", "threshold_share"}
-
 
 def number(value: float | None, lang: Lang, digits: int = 1) -> str:
     """A number with ``digits`` decimals and the language's decimal mark; a dash when there is none."""

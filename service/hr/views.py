@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from scoring import ResultTable
 from service.forms.i18n import Lang, day
 from service.hr import charts
-from service.hr.i18n import WORDS, number, percent, reason
+from service.hr.i18n import EVIDENCE, WORDS, number, percent, reason
 from service.hr.session import SignedIn
 from service.instruments.schema import Instrument
 from service.models import Unit, Wave
@@ -740,8 +740,6 @@ _SEVERITY = {"high": 0, "medium": 1}
 
 
 def _evidence(flag: schemas.Flag, instrument: Instrument, lang: Lang) -> tuple[tuple[str, str], ...]:
-    from service.hr.i18n import EVIDENCE
-
     labels = EVIDENCE[lang]
     out = []
     for key, value in flag.evidence.items():
