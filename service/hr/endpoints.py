@@ -32,7 +32,7 @@ from service.forms.i18n import Lang
 from service.forms.throttle import LinkMisses, Verdict
 from service.hr import session as signin
 from service.hr import views
-from service.hr.csv import heatmap_csv
+from service.hr.download import heatmap_csv
 from service.hr.i18n import WORDS
 from service.hr.session import BadFormToken, SignedIn, SignInRequired, Viewer
 from service.results.service import stored_table
