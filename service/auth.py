@@ -17,6 +17,7 @@ from service.db import SessionDep
 from service.errors import Forbidden, NotFound, Unauthorized
 from service.keys import repository
 from service.models import ApiKey
+from service.models.api_key import ROLES
 from service.models.base import utcnow
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # record use at most once a minute: no write on every read
@@ -52,6 +53,7 @@ def require(*roles: str) -> Callable[[Request, SessionDep], ApiKey]:
 HR = Annotated[ApiKey, Depends(require("hr"))]
 Reader = Annotated[ApiKey, Depends(require("hr", "dashboard"))]
 Admin = Annotated[ApiKey, Depends(require("admin"))]
+AnyKey = Annotated[ApiKey, Depends(require(*ROLES))]
 ResultsReader = Annotated[ApiKey, Depends(require("hr", "dashboard", "manager"))]
 
 

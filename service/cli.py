@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from service.config import REPO_ROOT, get_settings
+from service.config import REPO_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -27,9 +27,14 @@ app.add_typer(results_app, name="results")
 
 @app.callback()
 def _every_command() -> None:
-    """Any command that closes a wave (by the clock, a demo, an export) builds its result table, as the service does."""
+    """Any command that closes a wave (by the clock, a demo, an export) builds its result table, as the service does.
+
+    Its log records go through the same redaction as the service's: no answer, token or key in a cron mail.
+    """
+    from service.logs import log_to_stderr
     from service.results.service import install
 
+    log_to_stderr()
     install()
 
 
@@ -82,6 +87,7 @@ def keys_create(
     unit: Annotated[str | None, typer.Option(help="a manager key's unit: it reads this unit and all below")] = None,
 ) -> None:
     """Create an API key and print it once; only its hash is stored."""
+    from service import audit
     from service.db import make_engine, make_sessionmaker, transaction
     from service.keys import repository
     from service.models.api_key import ROLES
@@ -94,6 +100,8 @@ def keys_create(
         with transaction(make_sessionmaker(engine)) as session:
             row, key = repository.create(session, role=role, name=name, unit=unit)
             key_id = row.id
+            scoped: dict[str, Any] = {"unit": unit} if unit else {}  # a manager key's unit
+            audit.record(session, "peil keys create", "key.created", key_id=key_id, role=role, name=name, **scoped)
     except ValueError as exc:
         typer.echo(f"peil keys create: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -107,12 +115,15 @@ def keys_create(
 @keys_app.command("revoke")
 def keys_revoke(key_id: int) -> None:
     """Revoke the key with id KEY_ID: it stops working at once."""
+    from service import audit
     from service.db import make_engine, make_sessionmaker, transaction
     from service.keys import repository
 
     engine = make_engine(get_settings().database_url)
     with transaction(make_sessionmaker(engine)) as session:
         row = repository.revoke(session, key_id)
+        if row is not None:
+            audit.record(session, "peil keys revoke", "key.revoked", key_id=key_id)
     engine.dispose()
     if row is None:
         typer.echo(f"no key {key_id}", err=True)
@@ -186,6 +197,15 @@ def export_run(
     typer.echo(f"export run {run.id} to {run.target}: waves {waves}; {sum(run.rows.values()):,} rows")
 
 
+def _secret_or_exit(settings: Settings) -> None:
+    """Exit with a message saying what to set when the secret key is missing or unusable."""
+    try:
+        settings.secret()
+    except (ValueError, OSError) as exc:
+        typer.echo(f"peil: cannot start: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
 @app.command()
 def serve(
     host: str = "127.0.0.1",
@@ -201,8 +221,8 @@ def serve(
     from service.logs import log_config
 
     settings = get_settings()
-    try:  # fail here with a clear message rather than in every worker's start-up
-        settings.secret()
+    _secret_or_exit(settings)  # here, with a clear message, rather than in every worker's start-up
+    try:
         engine = make_engine(settings.database_url)
         publish(make_sessionmaker(engine), load_definitions(settings.definitions_dir))
         engine.dispose()
@@ -217,6 +237,7 @@ def serve(
         workers=workers,
         log_config=log_config(),
         server_header=False,
+        proxy_headers=False,  # forwarding headers are read by service.clients, from PEIL_TRUSTED_PROXIES only
     )
 
 
@@ -282,7 +303,9 @@ def demo(
     """Build a demo organisation with a closed wave of synthetic answers and an open pulse wave."""
     from service.demo import run
 
-    for line in run(get_settings(), once=once, seed=seed):
+    settings = get_settings()
+    _secret_or_exit(settings)  # the demo's links are derived under the secret
+    for line in run(settings, once=once, seed=seed):
         typer.echo(line)
 
 

@@ -26,11 +26,6 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 InstrumentsDep = Annotated[Instruments, Depends(_instruments)]
 
 
-def client_address(request: Request) -> str:
-    """The address a request came from, as throttles count it (link guessing, failed sign-ins)."""
-    return request.client.host if request.client else "unknown"
-
-
 def wants_csv(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "text/csv" in accept and "application/json" not in accept

@@ -4,7 +4,7 @@ api_keys gains unit_id (a manager key's unit; null for every other role) and the
 hr_sessions holds the sessions of the HR pages (keyed by the SHA-256 of the cookie's token).
 
 Revision ID: f7ed851e4086
-Revises: 6be9d0a00aea
+Revises: 78e9dc9286db
 Create Date: 2026-12-05 10:00:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import service.models.base
 
 revision: str = "f7ed851e4086"
-down_revision: str | None = "6be9d0a00aea"
+down_revision: str | None = "78e9dc9286db"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,6 +1,7 @@
 """The HR pages under /hr: sign in and out, the waves, a wave's heatmap (and its CSV), a unit, the flags.
 
-Server-rendered, no scripts; every figure comes from the stored result table through the API's own answers.
+Server-rendered, no scripts; every figure comes from the stored result table through the API's own answers, and
+every read of results or comments is audited as the API's are (``via: pages``).
 A page that cannot be shown answers with a page, never JSON: signing in is a redirect to the form, a wave or
 unit outside what the key may read is the same 404 page as one that does not exist.
 
@@ -25,8 +26,9 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from service import audit, errors
+from service.clients import client_address
 from service.db import SessionDep
-from service.deps import InstrumentsDep, SettingsDep, client_address
+from service.deps import InstrumentsDep, SettingsDep
 from service.forms import i18n as form_i18n
 from service.forms.i18n import Lang
 from service.forms.throttle import LinkMisses, Verdict
@@ -201,7 +203,7 @@ def sign_in(
         request.app.state.login_misses.miss(client_address(request))
         return _login_page(request, settings, language, problem=words["login_failed"], status=401)
     token = signin.start(session, found, language)
-    audit.record(session, found.name, "hr.signed_in")
+    audit.record(session, found, "hr.signed_in")
     response = RedirectResponse(_root(request) + _safe_next(next_page), status_code=303)
     signin.set_session_cookie(response, settings, request.app.state.secret, token)
     return response
@@ -268,6 +270,7 @@ def heatmap_page(
     wave, table = stored_table(session, wave_id)
     instrument = instruments[(wave.instrument, wave.version)].instrument
     page = views.heatmap_page(session, viewer, wave, table, instrument, by, (opened, folded))
+    audit.record(session, viewer.key, "results.read", wave_id, view="heatmap", by=page.by, via="pages")
     return render(request, "heatmap.html", {"v": page}, viewer=viewer)
 
 
@@ -275,7 +278,9 @@ def heatmap_page(
 def heatmap_download(wave_id: int, viewer: Viewer, session: SessionDep, by: By = None) -> Response:
     """The same table as the page, every unit the viewer may read (and with ``by`` their cuts), as CSV."""
     _wave, table = stored_table(session, wave_id)
-    return heatmap_csv(table, viewer.scope, by)
+    answer = heatmap_csv(table, viewer.scope, by)
+    audit.record(session, viewer.key, "results.read", wave_id, view="heatmap", by=by, via="pages")
+    return answer
 
 
 @router.get("/waves/{wave_id}/units/{unit_key}", summary="A unit's results", response_class=HTMLResponse)
@@ -286,6 +291,9 @@ def unit_page(
     wave, table = stored_table(session, wave_id)
     instrument = instruments[(wave.instrument, wave.version)].instrument
     page = views.unit_page(session, viewer, wave, table, unit_key, instrument, instruments)
+    audit.record(session, viewer.key, "results.read", wave_id, view="results", unit=unit_key, via="pages")
+    if page.comments is not None:
+        audit.record(session, viewer.key, "comments.read", wave_id, unit=unit_key, via="pages")
     return render(request, "unit.html", {"v": page}, viewer=viewer)
 
 
@@ -297,5 +305,6 @@ def flags_page(
     wave, table = stored_table(session, wave_id)
     instrument = instruments[(wave.instrument, wave.version)].instrument
     flags = views.flags_page(session, viewer, table, instrument)
+    audit.record(session, viewer.key, "results.read", wave_id, view="flags", via="pages")
     info = views.wave_info(wave, instrument, viewer)
     return render(request, "flags.html", {"flags": flags, "wave": info}, viewer=viewer)

@@ -48,7 +48,8 @@ class BadFormToken(Exception):
 
 @dataclass(frozen=True)
 class SignedIn:
-    """Who is looking at a page: the key's name and role, what it may read, its form token and language."""
+    """Who is looking at a page: the key (for the audit log), its name and role, what it may read, the session's
+    form token and language."""
 
     session_id: str
     key_name: str
@@ -56,6 +57,7 @@ class SignedIn:
     scope: Scope
     csrf: str
     lang: Lang
+    key: ApiKey
 
 
 def _mac(secret: bytes, purpose: str, token: str) -> str:
@@ -180,7 +182,7 @@ def current(request: Request, session: Session) -> SignedIn | None:
         row.last_seen_at = now
     lang: Lang = "en" if row.lang == "en" else "nl"
     scope = Scope(unit=repository.unit_of(session, key))
-    return SignedIn(row.id, key.name, key.role, scope, row.csrf, lang)
+    return SignedIn(row.id, key.name, key.role, scope, row.csrf, lang, key)
 
 
 def end(session: Session, signed_in: SignedIn) -> None:

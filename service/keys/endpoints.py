@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, StringConstraints
@@ -66,7 +66,8 @@ def create_key(body: KeyCreate, admin: Admin, session: SessionDep) -> KeyCreated
         row, key = repository.create(session, role=body.role, name=body.name, unit=body.unit)
     except ValueError as exc:
         raise Unprocessable(str(exc), details=[{"field": "unit", "reason": str(exc)}]) from exc
-    audit.record(session, admin.name, "key.created", key_id=row.id, role=row.role, name=row.name, unit=body.unit)
+    scoped: dict[str, Any] = {"unit": body.unit} if body.unit else {}  # a manager key's unit
+    audit.record(session, admin, "key.created", key_id=row.id, role=row.role, name=row.name, **scoped)
     return KeyCreated(**{**Key.model_validate(row).model_dump(), "unit": body.unit}, key=key)
 
 
@@ -76,5 +77,5 @@ def revoke_key(key_id: int, admin: Admin, session: SessionDep) -> Key:
     row = repository.revoke(session, key_id)
     if row is None:
         raise NotFound(f"no key {key_id}")
-    audit.record(session, admin.name, "key.revoked", key_id=row.id)
+    audit.record(session, admin, "key.revoked", key_id=row.id)
     return _out(row, repository.unit_keys(session))

@@ -7,6 +7,7 @@ from service.models.export import ExportLock, ExportRun
 from service.models.hr_session import HrSession
 from service.models.instrument import PublishedInstrument
 from service.models.invitation import Invitation
+from service.models.participation import ParticipationSnapshot
 from service.models.response import Response
 from service.models.result import WaveResult
 from service.models.unit import Unit
@@ -20,6 +21,7 @@ __all__ = [
     "ExportRun",
     "HrSession",
     "Invitation",
+    "ParticipationSnapshot",
     "PublishedInstrument",
     "Response",
     "Unit",

@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from service.auth import HR, ResultsScope
+from service import audit
+from service.auth import HR, ResultsReader, ResultsScope
 from service.db import SessionDep
 from service.deps import InstrumentsDep, wants_csv
 from service.errors import NotFound
@@ -41,6 +42,7 @@ UnitKey = Annotated[str | None, Query(max_length=100, description="a unit's key;
 )
 def get_results(
     wave_id: int,
+    key: ResultsReader,
     scope: ResultsScope,
     session: SessionDep,
     request: Request,
@@ -51,6 +53,7 @@ def get_results(
     A manager key reads its own unit (the default) and the units below it."""
     _wave, table = stored_table(session, wave_id)
     out = published.results(table, unit or scope.unit, by, published.within(table, scope))
+    audit.record(session, key, "results.read", wave_id, view="results", unit=unit, by=by)
     return tabular.results(out) if wants_csv(request) else out
 
 
@@ -60,10 +63,13 @@ def get_results(
     response_model=schemas.Heatmap,
     responses={**ERRORS, **tabular.CSV_RESPONSE},
 )
-def get_heatmap(wave_id: int, scope: ResultsScope, session: SessionDep, request: Request) -> schemas.Heatmap | Response:
+def get_heatmap(
+    wave_id: int, key: ResultsReader, scope: ResultsScope, session: SessionDep, request: Request
+) -> schemas.Heatmap | Response:
     """Every unit's mean, favourable share and n per construct; hidden cells say so and why. A manager key
     gets its organisation's row (the reference line) and the rows of its own part."""
     _wave, table = stored_table(session, wave_id)
+    audit.record(session, key, "results.read", wave_id, view="heatmap")
     rendered = published.heatmap_view(table, scope)
     return tabular.heatmap(rendered.out) if wants_csv(request) else _json(rendered)
 
@@ -74,10 +80,13 @@ def get_heatmap(wave_id: int, scope: ResultsScope, session: SessionDep, request:
     response_model=schemas.Flags,
     responses={**ERRORS, **tabular.CSV_RESPONSE},
 )
-def get_flags(wave_id: int, scope: ResultsScope, session: SessionDep, request: Request) -> schemas.Flags | Response:
+def get_flags(
+    wave_id: int, key: ResultsReader, scope: ResultsScope, session: SessionDep, request: Request
+) -> schemas.Flags | Response:
     """Each flag's unit, construct, rule, severity, evidence and message (Dutch and English); a manager key
     gets those of its own part."""
     _wave, table = stored_table(session, wave_id)
+    audit.record(session, key, "results.read", wave_id, view="flags")
     rendered = published.flags_view(table, scope)
     return tabular.flags(rendered.out) if wants_csv(request) else _json(rendered)
 
@@ -89,11 +98,12 @@ def get_flags(wave_id: int, scope: ResultsScope, session: SessionDep, request: R
     responses={**ERRORS, **tabular.CSV_RESPONSE},
 )
 def get_comments(
-    wave_id: int, _key: HR, session: SessionDep, request: Request, unit: UnitKey = None
+    wave_id: int, key: HR, session: SessionDep, request: Request, unit: UnitKey = None
 ) -> schemas.Comments | Response:
     """Free text only for groups of at least twice the minimum group size, shuffled, without metadata."""
     _wave, table = stored_table(session, wave_id)
     out = published.comments(table, unit)
+    audit.record(session, key, "comments.read", wave_id, unit=unit)
     return tabular.comments(out) if wants_csv(request) else out
 
 
@@ -112,6 +122,7 @@ def get_comments(
 def get_trend(
     unit_key: str,
     construct: Annotated[str, Query(min_length=1, max_length=64)],
+    key: ResultsReader,
     scope: ResultsScope,
     session: SessionDep,
     request: Request,
@@ -124,4 +135,5 @@ def get_trend(
         raise NotFound(f"no unit {unit_key!r}")
     waves.advance_all(session)
     out = published.trend(session, unit_key, construct, instruments)
+    audit.record(session, key, "results.read", view="trend", unit=unit_key, construct=construct)
     return tabular.trend(out) if wants_csv(request) else out

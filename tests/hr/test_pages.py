@@ -11,9 +11,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.models import WaveResult
+from service.keys import repository
+from service.models import AuditEntry, WaveResult
 from service.results.service import store
 from tests.factories import create_wave, open_wave
 from tests.hr.conftest import Closed, sign_in
@@ -194,3 +196,22 @@ def test_the_tree_opens_and_folds_by_links(app: FastAPI, pages: TestClient, clos
     toggle = re.search(r'<a class="toggle" href="([^"]+)" aria-expanded="false"><span aria-hidden="true">\+', page)
     assert toggle is not None and html.unescape(toggle.group(1)).startswith("?open=*#row-")  # unfolds div1 again
     assert list(heatmap_rows(pages.get(closed_wave.page("?open=")).text)) == ["Organisation (referentie)"]
+
+
+def test_page_reads_are_audited_like_the_apis(app: FastAPI, pages: TestClient, closed_wave: Closed) -> None:
+    sign_in(pages, closed_wave.keys["hr"])
+    with Session(app.state.engine) as session:
+        key = repository.find_active(session, closed_wave.keys["hr"])
+        assert key is not None
+        before = session.scalar(select(func.max(AuditEntry.id))) or 0
+    for path in ("?by=location", "/units/dep1", "/flags", "/heatmap.csv"):
+        assert pages.get(closed_wave.page(path)).status_code == 200, path
+    with Session(app.state.engine) as session:
+        entries = session.scalars(select(AuditEntry).where(AuditEntry.id > before).order_by(AuditEntry.id)).all()
+    assert [(e.action, e.by_key_id, e.wave_id, e.detail) for e in entries] == [
+        ("results.read", key.id, closed_wave.wave.id, {"view": "heatmap", "by": "location", "via": "pages"}),
+        ("results.read", key.id, closed_wave.wave.id, {"view": "results", "unit": "dep1", "via": "pages"}),
+        ("comments.read", key.id, closed_wave.wave.id, {"unit": "dep1", "via": "pages"}),
+        ("results.read", key.id, closed_wave.wave.id, {"view": "flags", "via": "pages"}),
+        ("results.read", key.id, closed_wave.wave.id, {"view": "heatmap", "by": None, "via": "pages"}),
+    ]
