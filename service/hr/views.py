@@ -106,6 +106,9 @@ def waves_page(session: Session, viewer: SignedIn, instruments: dict[tuple[str, 
             rate = reason("empty", lang, wave.min_group_size)
         elif top.suppressed or top.rate is None:
             rate = reason(top.reason, lang, wave.min_group_size)
+        elif top.responded is None:  # an open wave: a rate in steps, no count (see service.waves.participation)
+            step = percent(shown.rate_step, lang)
+            rate = words["participation_open"].format(rate=percent(top.rate, lang), invited=top.invited, step=step)
         else:
             rate = words["participation"].format(
                 rate=percent(top.rate, lang), responded=top.responded, invited=top.invited

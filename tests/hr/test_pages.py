@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from service.keys import repository
 from service.models import AuditEntry, WaveResult
 from service.results.service import store
-from tests.factories import create_wave, open_wave
+from tests.factories import create_wave, invite, open_wave
 from tests.hr.conftest import Closed, sign_in
 
 REASONS_NL = {
@@ -174,10 +174,13 @@ def test_a_figure_withheld_inside_a_published_cell_is_shown_as_withheld(
 
 def test_pages_of_waves_without_results(app: FastAPI, pages: TestClient, closed_wave: Closed) -> None:
     opened = create_wave(pages, closed_wave.wave.hr, name="Pulse")
+    invite(pages, closed_wave.wave.hr, opened["id"], per_team=6)
     open_wave(pages, closed_wave.wave.hr, opened["id"])
     sign_in(pages, closed_wave.keys["hr"])
     waves = pages.get("/hr/waves").text
     assert "Pulse" in waves and "nog niet" in waves
+    assert "0% van 42 uitgenodigden (naar beneden afgerond op 5%)" in waves  # open: a rate in steps, no count
+    assert "89% (62 van 70)" in waves  # closed: as the stored table published it
     not_yet = pages.get(f"/hr/waves/{opened['id']}")
     assert not_yet.status_code == 409 and "Nog geen resultaten" in not_yet.text
     assert not_yet.headers["content-type"].startswith("text/html")
