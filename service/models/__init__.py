@@ -4,6 +4,7 @@ from service.models.api_key import ApiKey
 from service.models.audit import AuditEntry
 from service.models.base import Base
 from service.models.export import ExportLock, ExportRun
+from service.models.hr_session import HrSession
 from service.models.instrument import PublishedInstrument
 from service.models.invitation import Invitation
 from service.models.outcome import OutcomeCount, OutcomePeriod
@@ -20,6 +21,7 @@ __all__ = [
     "Base",
     "ExportLock",
     "ExportRun",
+    "HrSession",
     "Invitation",
     "OutcomeCount",
     "OutcomePeriod",

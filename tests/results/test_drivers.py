@@ -82,3 +82,16 @@ def test_drivers_as_csv(client: TestClient, closed: Wave) -> None:
 
 def test_an_open_wave_has_no_drivers(app: FastAPI, client: TestClient, open_survey: Wave) -> None:
     assert client.get(open_survey.url("drivers"), headers=make_key(app, "dashboard")).status_code == 409
+
+
+def test_a_manager_reads_the_drivers_of_its_part_only(app: FastAPI, client: TestClient, closed: Wave) -> None:
+    manager = make_key(app, "manager", unit="div1")
+    everything = client.get(closed.url("drivers"), headers=closed.dashboard).json()
+    assert "org" in {u["unit"] for u in everything["units"]}
+    mine = client.get(closed.url("drivers"), headers=manager).json()
+    part = {"div1", "dep1", "dep2", "team1", "team2", "team3", "team4"}
+    assert mine["units"] == [u for u in everything["units"] if u["unit"] in part]
+    assert client.get(closed.url("drivers"), params={"unit": "org"}, headers=manager).status_code == 404
+    team = client.get(closed.url("drivers"), params={"unit": "team1"}, headers=manager).json()["units"]
+    assert [(u["unit"], u["reason"]) for u in team] == [("team1", "too_few")]
+    assert client.get("/api/v1/outcomes", headers=manager).status_code == 404  # outcomes: hr and dashboard only

@@ -1,7 +1,7 @@
 """outcomes and pilots: HR's counts per unit and period, each period's published table, declared pilots
 
 Revision ID: 463f7f8da975
-Revises: 78e9dc9286db
+Revises: f7ed851e4086
 Create Date: 2026-12-04 17:17:46.043175
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import service.models.base
 
 revision: str = "463f7f8da975"
-down_revision: str | None = "78e9dc9286db"
+down_revision: str | None = "f7ed851e4086"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
