@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from service import forms
+from service import forms, hr
 from service.audit.endpoints import router as audit
 from service.exports.endpoints import router as exports
 from service.health import router as health
 from service.instruments.endpoints import router as instruments
 from service.invitations.endpoints import router as reminders
 from service.keys.endpoints import router as keys
+from service.outcomes.endpoints import router as outcomes
+from service.pilots.endpoints import router as pilots
 from service.results.endpoints import router as results
 from service.units.endpoints import router as units
 from service.waves.endpoints import router as waves
@@ -21,6 +23,7 @@ API = "/api/v1"
 def include_routers(app: FastAPI) -> None:
     # The form first: routes are tried in order, and a survey's busiest hour is all form posts.
     forms.install(app)
+    hr.install(app)
     app.include_router(health)
-    for router in (instruments, units, waves, reminders, results, keys, audit, exports):
+    for router in (instruments, units, waves, reminders, results, outcomes, pilots, keys, audit, exports):
         app.include_router(router, prefix=API)

@@ -4,10 +4,13 @@ from service.models.api_key import ApiKey
 from service.models.audit import AuditEntry
 from service.models.base import Base
 from service.models.export import ExportLock, ExportRun
+from service.models.hr_session import HrSession
 from service.models.instrument import PublishedInstrument
 from service.models.invitation import Invitation
 from service.models.mail import MailLock, ReminderRound
+from service.models.outcome import OutcomeCount, OutcomePeriod
 from service.models.participation import ParticipationSnapshot
+from service.models.pilot import Pilot
 from service.models.response import Response
 from service.models.result import WaveResult
 from service.models.unit import Unit
@@ -19,9 +22,13 @@ __all__ = [
     "Base",
     "ExportLock",
     "ExportRun",
+    "HrSession",
     "Invitation",
     "MailLock",
+    "OutcomeCount",
+    "OutcomePeriod",
     "ParticipationSnapshot",
+    "Pilot",
     "PublishedInstrument",
     "ReminderRound",
     "Response",

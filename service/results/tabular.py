@@ -99,3 +99,21 @@ def participation(out: Participation) -> Response:
         [u.unit_key, u.name, u.parent_key, u.invited, u.responded, u.rate, u.suppressed, u.reason] for u in out.units
     ]
     return render(header, rows, f"wave-{out.wave_id}-participation.csv")
+
+
+def drivers(out: schemas.Drivers) -> Response:
+    """One row per relation, with its focus-area figures where it is one; a unit without drivers is one row."""
+    header = ["unit", "outcome", "construct", "n", "r", "ci_low", "ci_high", "focus_rank", "index", "baseline", "gap"]
+    header += ["priority", "reason"]
+    rows: list[list[Any]] = []
+    for unit in out.units:
+        if not unit.available:
+            rows.append([unit.unit, *[None] * 11, unit.reason])
+            continue
+        focus = {(f.outcome, f.construct_id): f for f in unit.focus_areas}
+        for r in unit.relations:
+            f = focus.get((r.outcome, r.construct_id))
+            row = [unit.unit, r.outcome, r.construct_id, r.n, r.r, r.ci_low, r.ci_high]
+            row += [None] * 5 if f is None else [f.rank, f.index, f.baseline, f.gap, f.priority]
+            rows.append([*row, None])
+    return render(header, rows, f"wave-{out.wave_id}-drivers.csv")
