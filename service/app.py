@@ -14,7 +14,6 @@ from service.db import make_engine, make_sessionmaker
 from service.instruments.loader import load_definitions
 from service.instruments.registry import publish
 from service.middleware import BodyLimit, SecurityHeaders
-from service.results.service import install as install_results
 from service.scheduler import start_scheduler
 
 log = logging.getLogger("peil")
@@ -26,12 +25,12 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     factory = make_sessionmaker(engine)
     instruments = load_definitions(settings.definitions_dir)
     secret = settings.secret()
-    install_results(instruments)  # a wave closing in this process (API or clock) builds its result table
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         publish(factory, instruments)
-        jobs = start_scheduler(settings, factory) if scheduler else None
+        jobs = start_scheduler(settings, factory, instruments) if scheduler else None
+        app.state.jobs = jobs  # the close endpoint wakes the close worker
         try:
             yield
         finally:
@@ -50,6 +49,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.state.sessionmaker = factory
     app.state.instruments = instruments
     app.state.secret = secret
+    app.state.jobs = None  # the scheduler, once the lifespan has started it
 
     errors.install(app)
     from service.routes import include_routers

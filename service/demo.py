@@ -24,9 +24,9 @@ from service.instruments.schema import Instrument, Item
 from service.keys import repository as keys
 from service.models import Invitation, Unit, Wave, WaveResult
 from service.models.base import utcnow
-from service.results.service import install as install_results
 from service.units.schemas import UnitIn
 from service.units.service import upsert
+from service.waves import close
 from service.waves import service as waves
 from service.waves.schemas import WaveCreate
 
@@ -126,7 +126,6 @@ def _links(session: Session, settings: Settings, wave: Wave, rows: list[dict[str
 def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[str]:
     rng = np.random.default_rng(seed)
     loaded = load_definitions(settings.definitions_dir)
-    install_results(loaded)  # closing the demo wave below builds its result table, as a close by the API does
     full, pulse = loaded[("career-safety", 1)].instrument, loaded[("career-pulse", 1)].instrument
     engine = make_engine(settings.database_url)
     factory = make_sessionmaker(engine)
@@ -189,7 +188,6 @@ def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[st
                 )
             waves.close_wave(session, wave, utcnow())
             closed_id = wave.id
-            built = session.get(WaveResult, wave.id) is not None
             pulse_wave = waves.create(
                 session,
                 WaveCreate(
@@ -204,6 +202,9 @@ def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[st
                 settings.min_group_size,
             )
             waves.open_wave(session, pulse_wave, now)
+        close.run_due(factory, loaded)  # the close job, as the worker in `peil serve` runs it
+        with transaction(factory) as session:
+            built = session.get(WaveResult, closed_id) is not None
         yield (
             f"Demo organisation: {len(units)} units, {len(teams)} teams, {sum(sizes.values())} participants; "
             f"wave {closed_id} (career-safety) closed "

@@ -1,8 +1,9 @@
-"""Background jobs inside `peil serve`: the wave clock (and, when configured, the export)."""
+"""Background jobs inside `peil serve`: the wave clock, the close worker (and, when configured, the export)."""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -10,21 +11,41 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.db import transaction
+from service.instruments.loader import Instruments
 from service.models.base import utcnow
+from service.waves import close
 from service.waves import service as waves
 
 log = logging.getLogger("peil")
 
+CLOSE_JOB = "close"
 
-def tick(factory: sessionmaker[Session]) -> None:
-    """Open and close waves whose window says so. Every worker ticks; a wave closes exactly once."""
+
+def tick(factory: sessionmaker[Session], scheduler: BackgroundScheduler | None = None) -> None:
+    """Open waves and start closing waves whose window says so (every worker ticks; each change happens once),
+    then wake the close worker if a wave started closing."""
     try:
         with transaction(factory) as session:
             changed = waves.advance_all(session)
         if changed:
             log.info("clock: %d wave(s) changed state", changed)
+            if scheduler is not None:
+                wake(scheduler)
     except Exception:
         log.exception("clock tick failed; retrying at the next tick")
+
+
+def close_job(settings: Settings, factory: sessionmaker[Session], instruments: Instruments) -> None:
+    """The close worker's turn: close every closing wave it can claim (``service.waves.close``)."""
+    try:
+        close.run_due(factory, instruments, lease=timedelta(seconds=settings.close_lease_seconds))
+    except Exception:
+        log.exception("close worker: could not look for closing waves; retrying at the next turn")
+
+
+def wake(scheduler: BackgroundScheduler) -> None:
+    """Run the close worker now rather than at its next turn (a wave has just started closing)."""
+    scheduler.modify_job(CLOSE_JOB, next_run_time=utcnow())
 
 
 def export_job(settings: Settings, factory: sessionmaker[Session]) -> None:
@@ -43,17 +64,14 @@ def export_job(settings: Settings, factory: sessionmaker[Session]) -> None:
         log.info("export run %d: %s", run.id, run.status)
 
 
-def start_scheduler(settings: Settings, factory: sessionmaker[Session]) -> BackgroundScheduler:
+def start_scheduler(
+    settings: Settings, factory: sessionmaker[Session], instruments: Instruments
+) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(
-        tick,
-        "interval",
-        seconds=settings.clock_interval_seconds,
-        args=[factory],
-        id="clock",
-        max_instances=1,
-        coalesce=True,
-    )
+    every = {"seconds": settings.clock_interval_seconds, "max_instances": 1, "coalesce": True}
+    scheduler.add_job(tick, "interval", args=[factory, scheduler], id="clock", **every)
+    # Also at each turn of the clock: closes that failed and are due again, and waves whose worker died.
+    scheduler.add_job(close_job, "interval", args=[settings, factory, instruments], id=CLOSE_JOB, **every)
     if settings.export_cron:
         scheduler.add_job(
             export_job,

@@ -11,7 +11,6 @@ from service.db import SessionDep
 from service.deps import InstrumentsDep, wants_csv
 from service.results import published, schemas, tabular
 from service.results.service import stored_table
-from service.waves import service as waves
 
 router = APIRouter(tags=["results"])
 
@@ -19,7 +18,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no or unknown API key"},
     403: {"description": "the key's role may not call this"},
     404: {"description": "no such wave or unit, or no stored results"},
-    409: {"description": "the wave is not closed: results exist only for closed waves"},
+    409: {"description": "the wave is not closed (results exist only for closed waves) or still closing"},
 }
 
 
@@ -113,6 +112,5 @@ def get_trend(
     instruments: InstrumentsDep,
 ) -> schemas.Trend | Response:
     """The construct in the unit, wave by wave (oldest first), each point as that wave's table published it."""
-    waves.advance_all(session)
     out = published.trend(session, unit_key, construct, instruments)
     return tabular.trend(out) if wants_csv(request) else out

@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session
 
 from scoring import ResultCell, ResultTable
 from service.errors import NotFound, Unprocessable
+from service.instruments.loader import Instruments
 from service.models import Unit, Wave
 from service.results import schemas
 from service.results.schemas import plain
-from service.results.service import Instruments, table_of
+from service.results.service import table_of
 
 Out = TypeVar("Out", bound=BaseModel)
 

@@ -7,16 +7,16 @@ import io
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 
-from service import audit
+from service import audit, scheduler
 from service.auth import HR, Reader
 from service.db import SessionDep
 from service.deps import InstrumentsDep, SettingsDep, wants_csv
 from service.errors import Unprocessable
-from service.results import tabular
 from service.results.tabular import CSV_RESPONSE
 from service.waves import service
+from service.waves.participation import as_csv
 from service.waves.participation import participation as participation_of
 from service.waves.schemas import Link, LinksOut, Participation, Wave, WaveCreate, WaveList, WaveUpdate
 
@@ -79,12 +79,17 @@ def open_wave(wave_id: int, key: HR, session: SessionDep) -> Wave:
     return _out(session, wave)
 
 
-@router.post("/waves/{wave_id}/close", summary="Close a wave now", responses={**ERRORS, 409: {}})
-def close_wave(wave_id: int, key: HR, session: SessionDep) -> Wave:
-    """open -> closed; the wave's result table is computed once, now."""
+@router.post("/waves/{wave_id}/close", status_code=202, summary="Close a wave now", responses={**ERRORS, 409: {}})
+def close_wave(wave_id: int, key: HR, session: SessionDep, request: Request, after: BackgroundTasks) -> Wave:
+    """open -> closing, at once: the wave takes no more answers, and the close job builds and stores its result
+    table in the background, then marks it closed (results answer 409 until then; `GET /waves/{id}` shows how
+    the job goes)."""
     wave = service.advance(session, service.get(session, wave_id, for_update=True))
     service.close_wave(session, wave)
     audit.record(session, key.name, "wave.closed", wave.id)
+    jobs = request.app.state.jobs
+    if jobs is not None:
+        after.add_task(scheduler.wake, jobs)  # once the response is sent, so after the commit
     return _out(session, wave)
 
 
@@ -166,4 +171,4 @@ def _json_rows(body: bytes) -> list[dict[str, Any]]:
 def get_participation(wave_id: int, _key: Reader, session: SessionDep, request: Request) -> Participation | Response:
     """Invited, responded and rate per unit, rolled up, under the results' guard (JSON, or CSV on request)."""
     out = participation_of(session, service.advance(session, service.get(session, wave_id)))
-    return tabular.participation(out) if wants_csv(request) else out
+    return as_csv(out) if wants_csv(request) else out

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fastapi import Response
 from sqlalchemy.orm import Session
 
 from scoring import ParticipationCell, participation_cells
 from service.models import Wave
 from service.results.service import table_of
+from service.results.tabular import render
 from service.units.service import Tree, load_tree
 from service.waves.schemas import Participation, ParticipationRow
 from service.waves.service import counts_per_unit
@@ -50,3 +52,11 @@ def participation(session: Session, wave: Wave) -> Participation:
         for cell in cells
     ]
     return Participation(wave_id=wave.id, state=wave.state, min_group_size=wave.min_group_size, units=rows)
+
+
+def as_csv(out: Participation) -> Response:
+    header = ["unit", "name", "parent", "invited", "responded", "rate", "suppressed", "reason"]
+    rows = [
+        [u.unit_key, u.name, u.parent_key, u.invited, u.responded, u.rate, u.suppressed, u.reason] for u in out.units
+    ]
+    return render(header, rows, f"wave-{out.wave_id}-participation.csv")

@@ -55,11 +55,14 @@ class Wave(BaseModel):
     closes_at: datetime
     min_group_size: int
     attributes: list[str]
-    state: Literal["draft", "open", "closed"]
+    state: Literal["draft", "open", "closing", "closed"]
     created_at: datetime
     opened_at: datetime | None
-    closed_at: datetime | None
+    closed_at: datetime | None = Field(description="when the wave stopped taking answers")
     invited: int = 0
+    close_attempts: int = Field(default=0, description="runs of the close job that built this wave's table")
+    close_error: str | None = Field(default=None, description="why the close job's last run failed, while closing")
+    close_retry_at: datetime | None = Field(default=None, description="when the close job runs again after it")
 
 
 class WaveList(BaseModel):

@@ -25,7 +25,7 @@ from schemathesis.checks import positive_data_acceptance
 from service.app import create_app
 from service.config import Settings
 from tests.conftest import TEST_SECRET, alembic_config
-from tests.factories import create_wave, invite, make_key, open_wave, put_tree
+from tests.factories import close_wave, create_wave, invite, make_key, open_wave, put_tree
 from tests.forms.answers import all_answers, as_fields
 
 ADMIN_PREFIXES = ("/api/v1/keys", "/api/v1/audit")
@@ -62,7 +62,7 @@ def loaded() -> Iterator[tuple[FastAPI, dict[str, dict[str, str]]]]:
             for n, token in enumerate(tokens):
                 client.post(f"/s/{token}", data=as_fields(all_answers(instrument, n)))
             if close:
-                assert client.post(f"/api/v1/waves/{wave['id']}/close", headers=hr).status_code == 200
+                close_wave(client, app, hr, wave["id"])
         yield app, keys
     shutil.rmtree(_TMP, ignore_errors=True)
 

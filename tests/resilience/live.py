@@ -175,6 +175,18 @@ def setup_wave(base: str, hr: dict[str, str], invitations: int, *, opened: bool 
     return Setup(wave_id, tokens, hr)
 
 
+def wait_closed(base: str, hr: dict[str, str], wave_id: int, timeout: float = 60.0) -> dict[str, Any]:
+    """The wave as HR sees it once its close job has marked it closed (the server's worker runs the job)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        wave: dict[str, Any] = httpx.get(f"{base}/api/v1/waves/{wave_id}", headers=hr, timeout=30).json()
+        if wave["state"] == "closed":
+            return wave
+        if time.monotonic() > deadline:
+            raise AssertionError(f"wave {wave_id} did not close within {timeout} s: {wave}")
+        time.sleep(0.1)
+
+
 def mac(token: str) -> str:
     return links.token_mac(TEST_SECRET.encode(), token)
 
