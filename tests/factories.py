@@ -93,7 +93,7 @@ def close_wave(client: TestClient, app: FastAPI, hr: dict[str, str], wave_id: in
 
     started = client.post(f"/api/v1/waves/{wave_id}/close", headers=hr)
     assert started.status_code == 202 and started.json()["state"] == "closing", started.text
-    assert wave_id in close.run_due(app.state.sessionmaker, app.state.instruments)
+    assert [c.wave_id for c in close.run_due(app.state.sessionmaker, app.state.instruments)] == [wave_id]
     closed: dict[str, Any] = client.get(f"/api/v1/waves/{wave_id}", headers=hr).json()
     assert closed["state"] == "closed", closed
     return closed

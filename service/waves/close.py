@@ -280,15 +280,15 @@ def run_due(
     owner: str | None = None,
     lease: timedelta = LEASE,
     now: datetime | None = None,
-) -> list[int]:
-    """The worker's turn: close every due wave it can claim, one after the other; returns the waves it closed."""
+) -> list[Closed]:
+    """The worker's turn: close every due wave it can claim, one after the other; returns what it closed."""
     owner = owner or new_owner()
-    closed = []
+    closed: list[Closed] = []
     for wave_id in due(factory, now):
         if not claim(factory, wave_id, owner, lease=lease, now=now):
             continue  # another worker took it first
         try:
-            close(factory, wave_id, instruments, owner=owner)
+            done = close(factory, wave_id, instruments, owner=owner)
         except LeaseLost as exc:
             log.warning("close of wave %d abandoned: %s", wave_id, exc)
             continue
@@ -296,7 +296,7 @@ def run_due(
             reason = fail(factory, wave_id, owner, exc)
             log.error("close of wave %d failed: %s", wave_id, reason, exc_info=not isinstance(exc, SQLAlchemyError))
             continue
-        closed.append(wave_id)
+        closed.append(done)
     return closed
 
 

@@ -74,7 +74,7 @@ def test_state_machine_by_api(client: TestClient, hr, app) -> None:
         joining = {"participants": [{"unit_key": "team1"}]}
         assert client.post(f"/api/v1/waves/{wid}/participants", json=joining, headers=hr).status_code == 409
         if state == "closing":
-            assert close.run_due(app.state.sessionmaker, app.state.instruments) == [wid]
+            assert [c.wave_id for c in close.run_due(app.state.sessionmaker, app.state.instruments)] == [wid]
     shown = client.get(f"/api/v1/waves/{wid}", headers=hr).json()
     assert shown["state"] == "closed" and shown["close_attempts"] == 1 and shown["close_error"] is None
 
@@ -90,7 +90,7 @@ def test_state_machine_by_clock(client: TestClient, hr, app) -> None:
         assert row.state == "closing"  # the clock only freezes the wave: the close job builds
         assert waves.advance_all(session, now=row.closes_at + timedelta(seconds=2)) == 0
     assert client.get(f"/api/v1/waves/{wave['id']}", headers=hr).json()["state"] == "closing"
-    assert close.run_due(app.state.sessionmaker, app.state.instruments) == [wave["id"]]
+    assert [c.wave_id for c in close.run_due(app.state.sessionmaker, app.state.instruments)] == [wave["id"]]
     assert client.get(f"/api/v1/waves/{wave['id']}", headers=hr).json()["state"] == "closed"
     with app.state.sessionmaker() as session:  # the clock's changes are audited under its name
         clock = session.scalars(select(AuditEntry).where(AuditEntry.key_name == "clock").order_by(AuditEntry.id))

@@ -402,7 +402,7 @@ def test_a_wave_closed_by_the_clock_has_its_table(app: FastAPI, client: TestClie
         by_clock = session.scalars(select(AuditEntry).where(AuditEntry.key_name == "clock")).all()
         assert [(e.action, e.wave_id) for e in by_clock] == [("wave.closed", open_survey.id)]
     assert client.get(open_survey.url("results"), headers=open_survey.dashboard).status_code == 409
-    assert close.run_due(app.state.sessionmaker, app.state.instruments) == [open_survey.id]
+    assert [c.wave_id for c in close.run_due(app.state.sessionmaker, app.state.instruments)] == [open_survey.id]
     answer = client.get(open_survey.url("heatmap"), headers=open_survey.dashboard)
     assert answer.status_code == 200, answer.text
     with Session(app.state.engine) as session:
