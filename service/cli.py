@@ -213,11 +213,16 @@ def purge(
 
     from service.db import make_engine, make_sessionmaker, transaction
     from service.waves.purge import purge as purge_waves
+    from service.waves.purge import reclaim
 
     engine = make_engine(get_settings().database_url)
-    with transaction(make_sessionmaker(engine)) as session:
-        done = purge_waves(session, timedelta(days=older_than), actor="peil purge", dry_run=dry_run)
-    engine.dispose()
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            done = purge_waves(session, timedelta(days=older_than), actor="peil purge", dry_run=dry_run)
+        if not dry_run and any(not w.skipped for w in done):
+            reclaim(engine)  # the deleted answers must not linger in the files
+    finally:
+        engine.dispose()
     verb = "would delete" if dry_run else "deleted"
     for wave in done:
         if wave.skipped:

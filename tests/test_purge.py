@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -125,3 +126,45 @@ def test_purge_deletes_old_answers_and_keeps_results(
 def test_purge_refuses_a_negative_age(peil: CliRunner, client: TestClient) -> None:
     result = peil.invoke(cli, ["purge", "--older-than", "-1"])
     assert result.exit_code == 2
+
+
+def test_purge_leaves_no_trace_of_the_answers_in_the_files(
+    client: TestClient, app: FastAPI, engine: Engine, settings, peil: CliRunner
+) -> None:
+    """After the purge the storage is rewritten (VACUUM): on SQLite the deleted answers' bytes are in neither the
+    database file nor its write-ahead log; on PostgreSQL the table lives in a new file."""
+    hr = make_key(app, "hr", "HR Anna")
+    put_tree(client, hr)
+    wave = create_wave(client, hr, name="Long ago")
+    [token] = invite(client, hr, wave["id"], per_team=1, teams=["team1"])
+    open_wave(client, hr, wave["id"])
+    instrument = app.state.instruments[("career-safety", 1)].instrument
+    [text_item] = [item.id for item in instrument.items if item.type == "text"]
+    secret = "Vertrouwelijk-" + "x" * 40
+    answers = {**all_answers(instrument, 0), text_item: secret}
+    assert client.post(f"/s/{token}", data=as_fields(answers)).status_code == 200
+    close_wave(client, app, hr, wave["id"])
+    _closed_days_ago(engine, wave["id"], 40)
+
+    def files() -> bytes:
+        path = Path(settings.database_url.removeprefix("sqlite:///"))
+        return b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+
+    def filenode() -> int:
+        with engine.connect() as conn:
+            return int(conn.scalar(text("SELECT pg_relation_filenode('responses')")))
+
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:
+        raw = engine.raw_connection()  # outside a transaction: the answer in the file itself, not only in the log
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+        raw.close()
+        assert secret.encode() in files()
+    else:
+        before = filenode()
+    result = peil.invoke(cli, ["purge", "--older-than", "30"])
+    assert result.exit_code == 0 and "deleted 1 responses" in result.output, result.output
+    if sqlite:
+        assert secret.encode() not in files()
+    else:
+        assert filenode() != before

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import ColumnElement, delete, or_, select, text, update
+from sqlalchemy import ColumnElement, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,7 +35,7 @@ from service.db import reading, transaction
 from service.errors import Conflict, NotFound, PeilError
 from service.exports import columns
 from service.instruments.loader import Instruments
-from service.models import Response, Wave
+from service.models import Wave
 from service.models.base import utcnow
 from service.results import service as results
 from service.results.data import load_inputs
@@ -109,43 +109,33 @@ def erase(session: Session, wave: Wave) -> None:
 
 
 def rewrite_responses(session: Session, wave_id: int) -> None:
-    """The wave's responses as fresh rows with new random ids, written in the order of those ids, without the day.
+    """Rule 5 in the database: the wave's responses without the day they were answered, and in an order that says
+    nothing of when they came.
 
-    On PostgreSQL the physical order of rows (``ctid``) and their transaction ids (``xmin``) followed the order
-    of submission: the rows are copied aside, deleted and inserted again by this one transaction, in a random
-    order. On SQLite the rows are kept in id order (a table without rowid): new random ids put them in a new
-    random order, and ``secure_delete`` overwrites what the old ones left in the file.
+    On PostgreSQL the physical order of rows (``ctid``) and their transaction ids (``xmin``) follow the order of
+    submission: one statement deletes them and inserts them again as fresh rows with new random ids, in the
+    order of those ids, all in this one transaction. On SQLite the table is kept in the order of its ids (it has no
+    rowid), which are random from the first save: the rows are already in a random order, and giving them new ids
+    would move every row (seconds at 100,000) to trade one random order for another. There the day is dropped in
+    place, with ``secure_delete`` on so that the bytes it held are overwritten in the file.
     """
-    kept = "wave_id, unit_id, attributes, token_mac, answers, complete"
     params = {"wave_id": wave_id}
-    if session.get_bind().dialect.name == "postgresql":
-        new_id = "replace(gen_random_uuid()::text, '-', '')"
-        session.execute(
-            text(
-                f"CREATE TEMPORARY TABLE closing_responses AS "  # noqa: S608 - constant SQL
-                f"SELECT {new_id} AS id, {kept} FROM responses WHERE wave_id = :wave_id"
-            ),
-            params,
-        )
-        session.execute(
-            delete(Response).where(Response.wave_id == wave_id).execution_options(synchronize_session=False)
-        )
-        session.execute(
-            text(
-                f"INSERT INTO responses (id, {kept}, answered_on) "  # noqa: S608 - constant SQL
-                f"SELECT id, {kept}, NULL FROM closing_responses ORDER BY id"
-            )
-        )
-        session.execute(text("DROP TABLE closing_responses"))
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(text("PRAGMA secure_delete = ON"))
+        try:
+            session.execute(text("UPDATE responses SET answered_on = NULL WHERE wave_id = :wave_id"), params)
+        finally:
+            session.execute(text("PRAGMA secure_delete = OFF"))
         return
-    session.execute(text("PRAGMA secure_delete = ON"))
-    try:
-        session.execute(
-            text("UPDATE responses SET id = lower(hex(randomblob(16))), answered_on = NULL WHERE wave_id = :wave_id"),
-            params,
-        )
-    finally:
-        session.execute(text("PRAGMA secure_delete = OFF"))
+    kept = "wave_id, unit_id, attributes, token_mac, answers, complete"
+    session.execute(
+        text(
+            f"WITH old AS (DELETE FROM responses WHERE wave_id = :wave_id RETURNING {kept}) "  # noqa: S608 - constant
+            f"INSERT INTO responses (id, {kept}, answered_on) "
+            f"SELECT replace(gen_random_uuid()::text, '-', '') AS new_id, {kept}, NULL FROM old ORDER BY new_id"
+        ),
+        params,
+    )
 
 
 # The lease -----------------------------------------------------------------------------------------------
