@@ -185,10 +185,12 @@ def claim(
     return won
 
 
-def fail(factory: sessionmaker[Session], wave_id: int, owner: str, exc: BaseException) -> str:
+def fail(
+    factory: sessionmaker[Session], wave_id: int, owner: str, exc: BaseException, *, now: datetime | None = None
+) -> str:
     """Record why the close failed and when it may run again, and let go of the lease; returns the reason."""
     reason = _reason(exc)
-    now = utcnow()
+    now = now or utcnow()
     with transaction(factory) as session:
         wave = session.get(Wave, wave_id)
         if wave is None or wave.close_owner != owner:
@@ -283,7 +285,7 @@ def run_due(
             log.warning("close of wave %d abandoned: %s", wave_id, exc)
             continue
         except Exception as exc:
-            reason = fail(factory, wave_id, owner, exc)
+            reason = fail(factory, wave_id, owner, exc, now=now)
             log.error("close of wave %d failed: %s", wave_id, reason, exc_info=not isinstance(exc, SQLAlchemyError))
             continue
         closed.append(done)
