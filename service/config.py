@@ -33,8 +33,9 @@ class Settings(BaseSettings):
     link_miss_limit: int = Field(default=20, ge=1)
     link_miss_window: float = Field(default=60.0, gt=0)
     clock_interval_seconds: float = Field(default=30.0, gt=0)
-    # How long a close worker holds a closing wave before another may take it over (it died, or hangs).
-    close_lease_seconds: float = Field(default=600.0, gt=0)
+    # How long a closing wave stays with a close worker that stopped renewing its lease (it died) before
+    # another worker takes it over.
+    close_lease_seconds: float = Field(default=120.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

@@ -3,8 +3,8 @@ erase what must go, mark it closed. A background job (the close worker in ``peil
 rebuild``, ``peil demo``), never work inside a request.
 
 One worker at a time closes a wave: it holds a lease on the wave row (``close_owner``, ``close_lease_until``),
-claimed by one conditional UPDATE, as the export's lock is. A worker that dies (SIGKILL, a lost machine) stops
-holding it when the lease lapses, and the next worker starts again from the frozen answers. Loading and building
+claimed by one conditional UPDATE, as the export's lock is, and renewed while it works. A worker that dies
+(SIGKILL, a lost machine) stops renewing it; when it lapses, the next worker starts again from the frozen answers. Loading and building
 run outside any transaction (SQLite's writers are not held up meanwhile); storing, erasing and the state change
 commit in one transaction, after checking that the lease is still this worker's: a table is stored whole with
 the ``closed`` state, or not at all. A failure is recorded on the wave with its reason and retried later, each
@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -43,7 +44,7 @@ from service.waves.purge import purged
 
 log = logging.getLogger("peil")
 
-LEASE = timedelta(minutes=10)  # longer than any build: a live worker never loses its wave to another
+LEASE = timedelta(minutes=2)  # a dead worker's wave is free again after this; a live one renews it
 RETRY_FIRST = timedelta(seconds=30)
 RETRY_MAX = timedelta(hours=1)
 JOB = "close job"  # the audit log's name for the worker
@@ -69,29 +70,32 @@ def close(
     instruments: Instruments,
     *,
     owner: str,
+    lease: timedelta = LEASE,
     actor: str = JOB,
     action: str = "results.built",
 ) -> Closed:
-    """The steps of a close, for a wave whose lease ``owner`` holds (see ``claim``)."""
+    """The steps of a close, for a wave whose lease ``owner`` holds (see ``claim``); the lease is renewed while
+    they run."""
     seconds: dict[str, float] = {}
     timed = partial(_timed, seconds)
-    with _reading(factory) as session:
-        wave = _frozen(session, wave_id, owner, instruments)  # 1. freeze: HR or the clock did; the lease is ours
-        with timed("load"):  # 2. load its answers (and the previous wave's, for changes)
-            inputs = load_inputs(session, wave, instruments, purged=partial(purged, session))
-    with timed("build"):  # 3. the table, with the anonymity guard
-        table = scoring.build_table(
-            inputs.data,
-            inputs.previous,
-            previous_published=inputs.previous_published,
-            hidden_before=inputs.hidden_before,
-        )
-    built_at = utcnow()
-    with timed("store"):
-        as_dict = table.to_dict()
-        encoded = results.encode(as_dict)
-    with timed("export"):
-        columnar = columns.of(as_dict, built_at)
+    with _renewing(factory, wave_id, owner, lease):
+        with _reading(factory) as session:
+            wave = _frozen(session, wave_id, owner, instruments)  # 1. freeze: HR or the clock did; it is ours
+            with timed("load"):  # 2. load its answers (and the previous wave's, for changes)
+                inputs = load_inputs(session, wave, instruments, purged=partial(purged, session))
+        with timed("build"):  # 3. the table, with the anonymity guard
+            table = scoring.build_table(
+                inputs.data,
+                inputs.previous,
+                previous_published=inputs.previous_published,
+                hidden_before=inputs.hidden_before,
+            )
+        built_at = utcnow()
+        with timed("store"):
+            as_dict = table.to_dict()
+            encoded = results.encode(as_dict)
+        with timed("export"):
+            columnar = columns.of(as_dict, built_at)
     with timed("commit"), transaction(factory) as session:
         wave = _held(session, wave_id, owner)  # still ours, and locked: else nothing below is kept
         results.store(session, wave.id, encoded, columnar, built_at)  # 4. the table and its columnar copy
@@ -247,6 +251,34 @@ def _mark_closed(wave: Wave) -> None:
 
 
 @contextmanager
+def _renewing(factory: sessionmaker[Session], wave_id: int, owner: str, lease: timedelta) -> Iterator[None]:
+    """Hold the lease while the block runs, however long a build takes: renew it every third of its length. A
+    worker that dies stops renewing, and its wave is free again within one lease."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(lease.total_seconds() / 3):
+            try:
+                with transaction(factory) as session:
+                    statement = update(Wave).where(Wave.id == wave_id, Wave.close_owner == owner)
+                    session.execute(
+                        statement.values(close_lease_until=utcnow() + lease).execution_options(
+                            synchronize_session=False
+                        )
+                    )
+            except SQLAlchemyError as exc:  # the final check finds out if the lease was lost meanwhile
+                log.warning("close of wave %d: lease not renewed (%s)", wave_id, type(exc).__name__)
+
+    renewer = threading.Thread(target=renew, name=f"close-lease-{wave_id}", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join()
+
+
+@contextmanager
 def _reading(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session for reads outside any transaction (``service.db.reading``): no writer waits for it."""
     with reading(factory.kw["bind"]) as connection, Session(bind=connection) as session:
@@ -280,7 +312,7 @@ def run_due(
         if not claim(factory, wave_id, owner, lease=lease, now=now):
             continue  # another worker took it first
         try:
-            done = close(factory, wave_id, instruments, owner=owner)
+            done = close(factory, wave_id, instruments, owner=owner, lease=lease)
         except LeaseLost as exc:
             log.warning("close of wave %d abandoned: %s", wave_id, exc)
             continue
