@@ -4,11 +4,11 @@ rebuild``, ``peil demo``), never work inside a request.
 
 One worker at a time closes a wave: it holds a lease on the wave row (``close_owner``, ``close_lease_until``),
 claimed by one conditional UPDATE, as the export's lock is, and renewed while it works. A worker that dies
-(SIGKILL, a lost machine) stops renewing it; when it lapses, the next worker starts again from the frozen answers. Loading and building
-run outside any transaction (SQLite's writers are not held up meanwhile); storing, erasing and the state change
-commit in one transaction, after checking that the lease is still this worker's: a table is stored whole with
-the ``closed`` state, or not at all. A failure is recorded on the wave with its reason and retried later, each
-time after twice the wait before, up to ``RETRY_MAX``.
+(SIGKILL, a lost machine) stops renewing it; when it lapses, the next worker starts again from the frozen
+answers. Loading and building run outside any transaction (SQLite's writers are not held up meanwhile);
+storing, erasing and the state change commit in one transaction, after checking that the lease is still this
+worker's: a table is stored whole with the ``closed`` state, or not at all. A failure is recorded on the wave
+with its reason and retried later, each time after twice the wait before, up to ``RETRY_MAX``.
 """
 
 from __future__ import annotations
