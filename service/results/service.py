@@ -26,8 +26,12 @@ ENGINE = "scoring-1"
 
 
 def encode(table: Mapping[str, Any]) -> bytes:
-    """A result table's stored form: its JSON (``ResultTable.to_dict()``), gzip-compressed."""
-    return gzip.compress(json.dumps(table, separators=(",", ":")).encode(), compresslevel=6)
+    """A result table's stored form: its JSON (``ResultTable.to_dict()``) in UTF-8, gzip-compressed.
+
+    Written once per wave and read once per process: the fastest settings (no ASCII escapes, gzip level 1), for
+    a blob a third larger than level 6 gives (``benchmarks/close.py`` times it)."""
+    text = json.dumps(table, separators=(",", ":"), ensure_ascii=False, check_circular=False)
+    return gzip.compress(text.encode(), compresslevel=1)
 
 
 def store(session: Session, wave_id: int, table: bytes, columnar: bytes, built_at: datetime) -> None:
