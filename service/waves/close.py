@@ -92,7 +92,8 @@ def close(
             )
         built_at = utcnow()
         with timed("store"):
-            as_dict = table.to_dict()
+            with timed("store: to_dict"):
+                as_dict = table.to_dict()
             encoded = results.encode(as_dict)
         with timed("export"):
             columnar = columns.of(as_dict, built_at)
