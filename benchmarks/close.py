@@ -17,10 +17,11 @@ process, and as its last line
     close 100000 respondents: T s (load L, build B, store S, export E)
 
 where T is the whole job (claim, load, build, store, export, the closing transaction, and the lease's queries),
-L reads the answers into the engine's arrays, B is ``scoring.build_table``, S encodes the table as stored
-(JSON, gzip) and E derives the export's columnar copy. ``commit`` (the table written, the responses rewritten,
-the wave marked closed) is printed on the line before. Goal: T <= 5 s on SQLite on a 2-core machine, and
-L + S <= B (the ratio is printed).
+L reads the answers into the engine's arrays, B is ``scoring.build_table``, S makes the table's stored form
+(``ResultTable.to_dict``, then JSON and gzip) and E derives the export's columnar copy from the same dict.
+``commit`` (the table written, the responses rewritten, the wave marked closed) is printed on a line before.
+Goal: T <= 5 s on SQLite on a 2-core machine, and L + S <= B (the ratio is printed). Figures:
+``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -298,6 +299,7 @@ def main() -> None:
     print(f"median of {len(measured)} rounds; spread (min-max): {spread}")
     median = {s: _summary(measured, s)[0] for s in [*steps, "total"]}
     ratio = (median["load"] + median["store"]) / median["build"]
+    print(f"store {median['store']:.2f} s = ResultTable.to_dict {median['store: to_dict']:.2f} s + JSON and gzip")
     print(
         f"commit {median['commit']:.2f} s; (load + store) / build = {ratio:.2f} (goal <= 1); "
         f"load average {os.getloadavg()[0]:.2f}"
