@@ -60,7 +60,7 @@ class Wave(BaseModel):
     opened_at: datetime | None
     closed_at: datetime | None = Field(description="when the wave stopped taking answers")
     invited: int = 0
-    close_attempts: int = Field(default=0, description="runs of the close job that built this wave's table")
+    close_attempts: int = Field(default=0, description="runs of the close job on this wave so far")
     close_error: str | None = Field(default=None, description="why the close job's last run failed, while closing")
     close_retry_at: datetime | None = Field(default=None, description="when the close job runs again after it")
 
