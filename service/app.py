@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 
@@ -14,7 +15,7 @@ from service.db import make_engine, make_sessionmaker
 from service.instruments.loader import load_definitions
 from service.instruments.registry import publish
 from service.middleware import BodyLimit, SecurityHeaders
-from service.scheduler import start_scheduler
+from service.scheduler import start_scheduler, wake
 
 log = logging.getLogger("peil")
 
@@ -30,7 +31,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         publish(factory, instruments)
         jobs = start_scheduler(settings, factory, instruments) if scheduler else None
-        app.state.jobs = jobs  # the close endpoint wakes the close worker
+        app.state.wake_close_worker = None if jobs is None else partial(wake, jobs)  # for HR's close
         try:
             yield
         finally:
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.state.sessionmaker = factory
     app.state.instruments = instruments
     app.state.secret = secret
-    app.state.jobs = None  # the scheduler, once the lifespan has started it
+    app.state.wake_close_worker = None  # runs the close worker now, once the lifespan has started it
 
     errors.install(app)
     from service.routes import include_routers

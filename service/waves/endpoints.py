@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 
-from service import audit, scheduler
+from service import audit
 from service.auth import HR, Reader
 from service.db import SessionDep
 from service.deps import InstrumentsDep, SettingsDep, wants_csv
@@ -87,9 +87,9 @@ def close_wave(wave_id: int, key: HR, session: SessionDep, request: Request, aft
     wave = service.advance(session, service.get(session, wave_id, for_update=True))
     service.close_wave(session, wave)
     audit.record(session, key.name, "wave.closed", wave.id)
-    jobs = request.app.state.jobs
-    if jobs is not None:
-        after.add_task(scheduler.wake, jobs)  # once the response is sent, so after the commit
+    wake = request.app.state.wake_close_worker
+    if wake is not None:
+        after.add_task(wake)  # once the response is sent, so after the commit
     return _out(session, wave)
 
 
