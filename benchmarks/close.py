@@ -31,6 +31,7 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -288,6 +289,7 @@ def main() -> None:
         measured = close_rounds(url, wave_id, args.rounds)
         first, healthz = first_results_call(url, wave_id, folder)
     finally:
+        shutil.rmtree(folder, ignore_errors=True)
         if name is not None:
             with psycopg.connect(args.postgres, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
