@@ -20,6 +20,8 @@ $(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+# Development, said out loud: a generated secret key (data/.peil-secret) and the API docs open at /docs.
+run: export PEIL_ENV = development
 run: $(STAMP)
 	$(BIN)/peil db upgrade
 	$(BIN)/peil demo --once

@@ -12,6 +12,7 @@ from service.db import SessionDep
 from service.errors import Forbidden, Unauthorized
 from service.keys import repository
 from service.models import ApiKey
+from service.models.api_key import ROLES
 from service.models.base import utcnow
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # record use at most once a minute: no write on every read
@@ -45,3 +46,4 @@ def require(*roles: str) -> Callable[[Request, SessionDep], ApiKey]:
 HR = Annotated[ApiKey, Depends(require("hr"))]
 Reader = Annotated[ApiKey, Depends(require("hr", "dashboard"))]
 Admin = Annotated[ApiKey, Depends(require("admin"))]
+AnyKey = Annotated[ApiKey, Depends(require(*ROLES))]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from service.config import REPO_ROOT, get_settings
+from service.config import REPO_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -23,6 +23,15 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(export_app, name="export")
 results_app = typer.Typer(help="Result tables of closed waves.", no_args_is_help=True)
 app.add_typer(results_app, name="results")
+
+
+@app.callback()
+def _every_command() -> None:
+    """Every command's log records go through the same redaction as the service's: no answer, token or key in a
+    cron mail."""
+    from service.logs import log_to_stderr
+
+    log_to_stderr()
 
 
 def _alembic_config() -> Config:
@@ -73,6 +82,7 @@ def keys_create(
     name: Annotated[str, typer.Option(help="who or what uses the key")],
 ) -> None:
     """Create an API key and print it once; only its hash is stored."""
+    from service import audit
     from service.db import make_engine, make_sessionmaker, transaction
     from service.keys import repository
     from service.models.api_key import ROLES
@@ -84,6 +94,7 @@ def keys_create(
     with transaction(make_sessionmaker(engine)) as session:
         row, key = repository.create(session, role=role, name=name)
         key_id = row.id
+        audit.record(session, "peil keys create", "key.created", key_id=key_id, role=role, name=name)
     engine.dispose()
     typer.echo(f"# key {key_id} ({role}, {name}); shown once, store it now")
     typer.echo(key)
@@ -92,12 +103,15 @@ def keys_create(
 @keys_app.command("revoke")
 def keys_revoke(key_id: int) -> None:
     """Revoke the key with id KEY_ID: it stops working at once."""
+    from service import audit
     from service.db import make_engine, make_sessionmaker, transaction
     from service.keys import repository
 
     engine = make_engine(get_settings().database_url)
     with transaction(make_sessionmaker(engine)) as session:
         row = repository.revoke(session, key_id)
+        if row is not None:
+            audit.record(session, "peil keys revoke", "key.revoked", key_id=key_id)
     engine.dispose()
     if row is None:
         typer.echo(f"no key {key_id}", err=True)
@@ -169,6 +183,15 @@ def export_run(
     typer.echo(f"export run {run.id} to {run.target}: waves {waves}; {sum(run.rows.values()):,} rows")
 
 
+def _secret_or_exit(settings: Settings) -> None:
+    """Exit with a message saying what to set when the secret key is missing or unusable."""
+    try:
+        settings.secret()
+    except (ValueError, OSError) as exc:
+        typer.echo(f"peil: cannot start: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
 @app.command()
 def serve(
     host: str = "127.0.0.1",
@@ -184,8 +207,8 @@ def serve(
     from service.logs import log_config
 
     settings = get_settings()
-    try:  # fail here with a clear message rather than in every worker's start-up
-        settings.secret()
+    _secret_or_exit(settings)  # here, with a clear message, rather than in every worker's start-up
+    try:
         engine = make_engine(settings.database_url)
         publish(make_sessionmaker(engine), load_definitions(settings.definitions_dir))
         engine.dispose()
@@ -200,6 +223,7 @@ def serve(
         workers=workers,
         log_config=log_config(),
         server_header=False,
+        proxy_headers=False,  # forwarding headers are read by service.clients, from PEIL_TRUSTED_PROXIES only
     )
 
 
@@ -276,7 +300,9 @@ def demo(
     """Build a demo organisation with a closed wave of synthetic answers and an open pulse wave."""
     from service.demo import run
 
-    for line in run(get_settings(), once=once, seed=seed):
+    settings = get_settings()
+    _secret_or_exit(settings)  # the demo's links are derived under the secret
+    for line in run(settings, once=once, seed=seed):
         typer.echo(line)
 
 

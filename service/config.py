@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service.clients import TrustedProxies, parse_networks
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the placeholder we refuse outside development
@@ -17,7 +21,9 @@ PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the placeholder we refuse outsi
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PEIL_", extra="ignore")
 
-    env: Literal["development", "test", "production"] = "development"
+    # Unset means production when PEIL_SECRET_KEY is given, and a refusal to start when it is not: development
+    # (a generated key, the API's docs open to all) must be asked for.
+    env: Literal["development", "test", "production"] | None = None
     database_url: str = "sqlite:///peil.db"
     base_url: str = "http://127.0.0.1:8000"
     min_group_size: int = Field(default=5, ge=3)
@@ -36,6 +42,11 @@ class Settings(BaseSettings):
     # How long a closing wave stays with a close worker that stopped renewing its lease (it died) before
     # another worker takes it over.
     close_lease_seconds: float = Field(default=120.0, gt=0)
+    # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed: addresses or CIDRs, separated by
+    # commas or spaces. Empty: the connection's peer is the client (see service/clients.py).
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    # SQLite: the write-ahead log is truncated once it outgrows this (service/db.py); 0 lets it grow unbounded.
+    sqlite_wal_limit_mb: int = Field(default=64, ge=0)
 
     @field_validator("database_url")
     @classmethod
@@ -46,30 +57,76 @@ class Settings(BaseSettings):
             raise ValueError("PEIL_DATABASE_URL must be sqlite:///... or postgresql+psycopg://...")
         return url
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        entries = value.replace(",", " ").split() if isinstance(value, str) else value
+        if isinstance(entries, list):
+            parse_networks(str(e) for e in entries)  # refuse a typo at start-up, naming it
+        return entries
+
+    def proxies(self) -> TrustedProxies:
+        return TrustedProxies(parse_networks(self.trusted_proxies))
+
+    @property
+    def wal_limit(self) -> int | None:
+        return self.sqlite_wal_limit_mb * 1024 * 1024 or None
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def is_development(self) -> bool:
+        return self.env == "development"
 
     def secret(self) -> bytes:
         """The key under which response ids are derived from link tokens.
 
         It must never change for a running survey: a new key would turn every returning link into a new
-        response. Outside development a real key is required; in development one is generated once and kept
-        in ``data_dir/.peil-secret`` so that ``make run`` works and restarts keep the same key.
+        response. Outside development and tests a real key is required; in development one is generated once
+        and kept in ``data_dir/.peil-secret`` so that ``make run`` works and restarts keep the same key.
         """
         value = self.secret_key.get_secret_value()
         if value != PLACEHOLDER_SECRET:
             if len(value) < 32:
                 raise ValueError("PEIL_SECRET_KEY must be at least 32 characters")
             return value.encode()
+        if self.env is None:
+            raise ValueError(
+                "PEIL_SECRET_KEY is not set: set it to a random value of at least 32 characters "
+                "(e.g. `openssl rand -base64 48`), or set PEIL_ENV=development to run with a generated key"
+            )
         if self.env == "production":
             raise ValueError("PEIL_SECRET_KEY must be set to a random value of at least 32 characters in production")
-        path = self.data_dir / ".peil-secret"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
-        return path.read_text().strip().encode()
+        return generated_secret(self.data_dir / ".peil-secret")
+
+
+def generated_secret(path: Path) -> bytes:
+    """The key kept in ``path``, created on first use readable by its owner only.
+
+    The file is created with mode 0600 (never wider, not even for a moment), written whole under a temporary
+    name and linked into place, so two processes starting at once agree on one key and none reads half a file.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as out:
+                out.write(secrets.token_urlsafe(48))
+                out.flush()
+                os.fsync(out.fileno())
+            with contextlib.suppress(FileExistsError):  # another process was first: its key is the key
+                os.link(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+    if path.stat().st_mode & 0o077:
+        raise ValueError(f"{path} holds the secret key but others may read it: chmod 600 {path}")
+    value = path.read_text().strip()
+    if len(value) < 32:
+        raise ValueError(f"{path} holds no usable key (fewer than 32 characters)")
+    return value.encode()
 
 
 @lru_cache(maxsize=1)

@@ -26,7 +26,8 @@ class _WriteLock:
 
     SQLite's own busy handler makes a waiting writer sleep and poll, with sleeps growing to 100 ms: under
     load the lock is free most of the time while writers sleep, and an unlucky one waits for seconds. Here a
-    waiter blocks in the kernel and wakes the moment the lock is released; SQLite's lock is then free.
+    waiter blocks in the kernel and wakes the moment the lock is released; SQLite's lock is then free. The
+    same kind of lock, on another file, keeps checkpoints one at a time (``_LockingConnection.checkpoint``).
     """
 
     def __init__(self, path: str) -> None:
@@ -43,22 +44,40 @@ class _WriteLock:
             self._thread_lock.release()
             raise
 
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free now; False if another thread or process holds it."""
+        if not self._thread_lock.acquire(blocking=False):
+            return False
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._thread_lock.release()
+            return False
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        return True
+
     def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._thread_lock.release()
 
 
 CHECKPOINT_EVERY = 200  # commits of this process between two WAL checkpoints
+# The write-ahead log may grow to this size before a checkpoint waits for readers to leave it and truncates it
+# (PEIL_SQLITE_WAL_LIMIT_MB sets it for the service).
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
+CHECKPOINT_WAIT_MS = 250  # how long a truncating checkpoint waits for readers (writers wait meanwhile)
 _commits = itertools.count(1)
 _write_locks: dict[str, _WriteLock] = {}
 _write_locks_guard = threading.Lock()
 
 
-def _write_lock(database: str) -> _WriteLock:
-    path = os.path.realpath(database)
+def _write_lock(database: str, suffix: str = ".peil-lock") -> _WriteLock:
+    path = os.path.realpath(database) + suffix
     with _write_locks_guard:
         if path not in _write_locks:
-            _write_locks[path] = _WriteLock(path + ".peil-lock")
+            _write_locks[path] = _WriteLock(path)
         return _write_locks[path]
 
 
@@ -66,6 +85,9 @@ class _LockingConnection(sqlite3.Connection):
     """A SQLite connection that holds its file's write lock from BEGIN until the transaction has ended."""
 
     write_lock: _WriteLock | None = None
+    checkpoint_lock: _WriteLock | None = None
+    wal_path: str | None = None
+    wal_limit: int | None = None
     _holding = False
 
     def hold_write_lock(self) -> None:
@@ -87,11 +109,39 @@ class _LockingConnection(sqlite3.Connection):
             if not self.in_transaction:
                 self.let_go()
         if wrote and next(_commits) % CHECKPOINT_EVERY == 0:
-            # SQLite's automatic checkpoint would run inside COMMIT, while this writer still holds the file
-            # lock and every other writer waits for its fsync. Here it runs after the lock is released, in
-            # PASSIVE mode, which lets writers go on.
             with contextlib.suppress(sqlite3.Error):  # the answers are committed; a checkpoint can wait
-                self.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+                self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Copy the log into the database; truncate the log once it has outgrown ``wal_limit``.
+
+        SQLite's automatic checkpoint would run inside COMMIT, while this writer still holds the file lock and
+        every other writer waits for its fsync; here it runs after the lock is released. Usually in PASSIVE
+        mode, which lets writers go on. But a PASSIVE checkpoint never gets to start the log over while readers
+        are always active (each reads from the log as it was when it began), so under a steady load the log
+        only grows. Past the limit, a TRUNCATE checkpoint takes the writers' queue, copies everything, waits
+        briefly for the readers of older snapshots to finish (new ones read the database file) and empties the
+        log; if they take longer, it tries again at the next checkpoint. Checkpoints run one at a time across
+        workers (SQLite refuses a second at once): a PASSIVE one skips its turn, a TRUNCATE one waits.
+        """
+        lock = self.checkpoint_lock
+        if lock is None or self.wal_limit is None or _size(self.wal_path) <= self.wal_limit:
+            if lock is None or lock.try_acquire():
+                try:
+                    self.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+                finally:
+                    if lock is not None:
+                        lock.release()
+            return
+        lock.acquire()
+        try:
+            self.hold_write_lock()
+            self.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}").close()
+            self.execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+        finally:
+            self.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}").close()
+            self.let_go()
+            lock.release()
 
     def rollback(self) -> None:
         try:
@@ -106,14 +156,26 @@ class _LockingConnection(sqlite3.Connection):
             self.let_go()
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def _size(path: str | None) -> int:
+    try:
+        return os.stat(path).st_size if path else 0
+    except FileNotFoundError:
+        return 0
+
+
+def make_engine(url: str, *, wal_limit: int | None = WAL_LIMIT_BYTES, **kwargs: Any) -> Engine:
     """An engine for SQLite or PostgreSQL.
+
+    Its errors never quote a statement's parameters (``hide_parameters``): they hold answers and free text,
+    and an error's text ends up in logs.
 
     SQLite runs in WAL mode with foreign keys on and a busy timeout, and every transaction starts with
     ``BEGIN IMMEDIATE``: it takes the write lock up front, so two workers that read and then write never
     deadlock on the upgrade from a read to a write lock ("database is locked"); they queue instead, on a
-    file lock that wakes the next writer at once (see ``_WriteLock``).
+    file lock that wakes the next writer at once (see ``_WriteLock``). Its write-ahead log is kept under
+    ``wal_limit`` bytes (see ``_LockingConnection.checkpoint``); ``None`` lets it grow.
     """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         database = make_url(url).database or ""
         file_backed = database not in ("", ":memory:") and not database.startswith("file:")
@@ -132,6 +194,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
             dbapi_connection.write_lock = lock
+            dbapi_connection.checkpoint_lock = _write_lock(database, ".peil-checkpoint") if lock is not None else None
+            dbapi_connection.wal_path = os.path.realpath(database) + "-wal" if lock is not None else None
+            dbapi_connection.wal_limit = wal_limit
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
@@ -139,6 +204,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             if lock is not None:
                 cursor.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints after commits: _LockingConnection
+                if wal_limit is not None:  # a log that SQLite itself starts over is cut back to the limit too
+                    cursor.execute(f"PRAGMA journal_size_limit={wal_limit}")
             cursor.close()
 
         @event.listens_for(engine, "begin")

@@ -13,6 +13,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
+from service.logs import describe, scrubbed_traceback
+
 log = logging.getLogger("peil")
 
 
@@ -155,7 +157,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def _database(_request: Request, exc: Exception) -> JSONResponse:
         if not database_unavailable(exc):
-            log.exception("database error", exc_info=exc)
+            log.error("database error: %s\n%s", describe(exc), scrubbed_traceback(exc))
             return JSONResponse(error_body("internal", "internal error"), status_code=500)
         return JSONResponse(
             error_body("unavailable", "the database is unavailable; try again shortly"),
@@ -165,5 +167,5 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
+        log.error("unhandled error: %s\n%s", describe(exc), scrubbed_traceback(exc))
         return JSONResponse(error_body("internal", "internal error"), status_code=500)

@@ -72,6 +72,8 @@ SECURITY_HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"cache-control", b"no-store"),
 ]
+# Over HTTPS (directly, or as a trusted proxy says), browsers are told to use nothing else for a year.
+HSTS = (b"strict-transport-security", b"max-age=31536000")
 _DOCS = ("/docs", "/redoc")  # Swagger UI and ReDoc need their own scripts
 
 
@@ -83,11 +85,12 @@ class SecurityHeaders:
         if scope["type"] != "http" or scope["path"].startswith(_DOCS):
             await self.app(scope, receive, send)
             return
+        wanted = [*SECURITY_HEADERS, HSTS] if scope.get("scheme") == "https" else SECURITY_HEADERS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                extra = [(k, v) for k, v in wanted if k not in present]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

@@ -5,7 +5,7 @@ Downgrading turns a closing wave back into an open one (its window has ended: th
 clock) and gives a response without a day the day of the downgrade.
 
 Revision ID: b3c1f2a9d8e4
-Revises: 6be9d0a00aea
+Revises: 78e9dc9286db
 Create Date: 2026-12-05 09:00:00.000000
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from service.models.base import UTCDateTime
 
 revision: str = "b3c1f2a9d8e4"
-down_revision: str | None = "6be9d0a00aea"
+down_revision: str | None = "78e9dc9286db"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

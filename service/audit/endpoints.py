@@ -22,6 +22,7 @@ class Entry(BaseModel):
     id: int
     at: datetime
     key_name: str
+    by_key_id: int | None
     action: str
     wave_id: int | None
     detail: dict[str, Any]
@@ -35,7 +36,7 @@ class AuditLog(BaseModel):
 def audit_log(
     _key: Admin, session: SessionDep, wave_id: int | None = None, limit: int = Query(default=200, ge=1, le=5000)
 ) -> AuditLog:
-    """HR actions, newest first: key name, action, wave, time."""
+    """Actions and reads, newest first: key name and id, action, wave, time."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if wave_id is not None:
         query = query.where(AuditEntry.wave_id == wave_id)

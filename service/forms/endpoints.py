@@ -28,6 +28,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.responses import Response as HTTPResponse
 
 from service import errors
+from service.clients import client_address
 from service.db import reading, writing
 from service.forms import i18n, service
 from service.forms.i18n import Lang
@@ -53,14 +54,10 @@ NO_INDEX = {"X-Robots-Tag": "noindex, nofollow"}
 # Dependencies -------------------------------------------------------------------------------------------
 
 
-def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 async def _gate(request: Request) -> Verdict:
     """Slow down or refuse an address that keeps trying unknown links (before any database work)."""
     misses: LinkMisses = request.app.state.link_misses
-    verdict = misses.check(_address(request))
+    verdict = misses.check(client_address(request))
     if verdict.delay and not verdict.retry_after:
         await asyncio.sleep(verdict.delay)
     return verdict
@@ -168,7 +165,7 @@ def _message(
 
 def _not_found(request: Request, lang: Lang) -> HTMLResponse:
     """The one page for every unknown link: it says nothing about the string it was given."""
-    request.app.state.link_misses.miss(_address(request))
+    request.app.state.link_misses.miss(client_address(request))
     return _message(request, lang, "not_found", 404)
 
 

@@ -53,7 +53,7 @@ def list_keys(_key: Admin, session: SessionDep) -> KeyList:
 def create_key(body: KeyCreate, admin: Admin, session: SessionDep) -> KeyCreated:
     """The new key is in this answer once; only its hash is stored."""
     row, key = repository.create(session, role=body.role, name=body.name)
-    audit.record(session, admin.name, "key.created", key_id=row.id, role=row.role, name=row.name)
+    audit.record(session, admin, "key.created", key_id=row.id, role=row.role, name=row.name)
     return KeyCreated(**Key.model_validate(row).model_dump(), key=key)
 
 
@@ -63,5 +63,5 @@ def revoke_key(key_id: int, admin: Admin, session: SessionDep) -> Key:
     row = repository.revoke(session, key_id)
     if row is None:
         raise NotFound(f"no key {key_id}")
-    audit.record(session, admin.name, "key.revoked", key_id=row.id)
+    audit.record(session, admin, "key.revoked", key_id=row.id)
     return Key.model_validate(row)

@@ -6,6 +6,7 @@ from service.models.base import Base
 from service.models.export import ExportLock, ExportRun
 from service.models.instrument import PublishedInstrument
 from service.models.invitation import Invitation
+from service.models.participation import ParticipationSnapshot
 from service.models.response import Response
 from service.models.result import WaveResult
 from service.models.unit import Unit
@@ -18,6 +19,7 @@ __all__ = [
     "ExportLock",
     "ExportRun",
     "Invitation",
+    "ParticipationSnapshot",
     "PublishedInstrument",
     "Response",
     "Unit",

@@ -1,4 +1,4 @@
-"""The audit log of HR actions: which key did what to which wave, when. Never anything of respondents."""
+"""The audit log: which key (or command) did what to which wave, when. Never anything of respondents."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ class AuditEntry(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     key_name: Mapped[str] = mapped_column(String(100))
+    by_key_id: Mapped[int | None]  # the API key that acted; null for the command line and the clock
     action: Mapped[str] = mapped_column(String(40))
     wave_id: Mapped[int | None]
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

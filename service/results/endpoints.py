@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from service import audit
 from service.auth import HR, Reader
 from service.db import SessionDep
 from service.deps import InstrumentsDep, wants_csv
@@ -38,7 +39,7 @@ UnitKey = Annotated[str | None, Query(max_length=100, description="a unit's key;
 )
 def get_results(
     wave_id: int,
-    _key: Reader,
+    key: Reader,
     session: SessionDep,
     request: Request,
     unit: UnitKey = None,
@@ -47,6 +48,7 @@ def get_results(
     """The unit's total cell (n, constructs, items, eNPS, change) and with `by` its cuts; hidden cells marked."""
     _wave, table = stored_table(session, wave_id)
     out = published.results(table, unit, by)
+    audit.record(session, key, "results.read", wave_id, view="results", unit=unit, by=by)
     return tabular.results(out) if wants_csv(request) else out
 
 
@@ -56,9 +58,10 @@ def get_results(
     response_model=schemas.Heatmap,
     responses={**ERRORS, **tabular.CSV_RESPONSE},
 )
-def get_heatmap(wave_id: int, _key: Reader, session: SessionDep, request: Request) -> schemas.Heatmap | Response:
+def get_heatmap(wave_id: int, key: Reader, session: SessionDep, request: Request) -> schemas.Heatmap | Response:
     """Every unit's mean, favourable share and n per construct; hidden cells say so and why."""
     _wave, table = stored_table(session, wave_id)
+    audit.record(session, key, "results.read", wave_id, view="heatmap")
     rendered = published.views.get("heatmap", table, published.heatmap)
     return tabular.heatmap(rendered.out) if wants_csv(request) else _json(rendered)
 
@@ -69,9 +72,10 @@ def get_heatmap(wave_id: int, _key: Reader, session: SessionDep, request: Reques
     response_model=schemas.Flags,
     responses={**ERRORS, **tabular.CSV_RESPONSE},
 )
-def get_flags(wave_id: int, _key: Reader, session: SessionDep, request: Request) -> schemas.Flags | Response:
+def get_flags(wave_id: int, key: Reader, session: SessionDep, request: Request) -> schemas.Flags | Response:
     """Each flag's unit, construct, rule, severity, evidence and message (Dutch and English)."""
     _wave, table = stored_table(session, wave_id)
+    audit.record(session, key, "results.read", wave_id, view="flags")
     rendered = published.views.get("flags", table, published.flags)
     return tabular.flags(rendered.out) if wants_csv(request) else _json(rendered)
 
@@ -83,11 +87,12 @@ def get_flags(wave_id: int, _key: Reader, session: SessionDep, request: Request)
     responses={**ERRORS, **tabular.CSV_RESPONSE},
 )
 def get_comments(
-    wave_id: int, _key: HR, session: SessionDep, request: Request, unit: UnitKey = None
+    wave_id: int, key: HR, session: SessionDep, request: Request, unit: UnitKey = None
 ) -> schemas.Comments | Response:
     """Free text only for groups of at least twice the minimum group size, shuffled, without metadata."""
     _wave, table = stored_table(session, wave_id)
     out = published.comments(table, unit)
+    audit.record(session, key, "comments.read", wave_id, unit=unit)
     return tabular.comments(out) if wants_csv(request) else out
 
 
@@ -106,11 +111,12 @@ def get_comments(
 def get_trend(
     unit_key: str,
     construct: Annotated[str, Query(min_length=1, max_length=64)],
-    _key: Reader,
+    key: Reader,
     session: SessionDep,
     request: Request,
     instruments: InstrumentsDep,
 ) -> schemas.Trend | Response:
     """The construct in the unit, wave by wave (oldest first), each point as that wave's table published it."""
     out = published.trend(session, unit_key, construct, instruments)
+    audit.record(session, key, "results.read", view="trend", unit=unit_key, construct=construct)
     return tabular.trend(out) if wants_csv(request) else out

@@ -3,8 +3,6 @@ with ``suppressed`` true, its reason, and empty figures (never a zero, never a m
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -13,35 +11,20 @@ from typing import Any
 from fastapi import Response
 
 from service.results import schemas
+from service.spreadsheets import csv_text
 
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "JSON, or CSV with Accept: text/csv"}
 }
 
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 _CONSTRUCT_FIELDS = ("n", "mean", "sd", "ci_low", "ci_high", "favourable", "favourable_low", "favourable_high")
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str) and value[:1] in _FORMULA:  # free text opened in a spreadsheet must stay text
-        return "'" + value
-    return str(value)
-
-
 def render(header: Sequence[str], rows: Iterable[Sequence[Any]], filename: str) -> Response:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows([_text(v) for v in row] for row in rows)
+    """The rows as a CSV download, every value escaped for spreadsheets (``service.spreadsheets``)."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", filename)  # unit keys are HR's own: keep the header plain ASCII
     return Response(
-        buffer.getvalue(),
+        csv_text(header, rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{safe}"'},
     )

@@ -17,7 +17,7 @@ router = APIRouter(tags=["units"])
 def put_units(body: UnitsPut, key: HR, session: SessionDep) -> UnitsPutResult:
     """Insert or update units; an unknown parent, a cycle or a duplicate key refuses the whole request."""
     created, updated = service.upsert(session, body.units)
-    audit.record(session, key.name, "units.upserted", created=created, updated=updated)
+    audit.record(session, key, "units.upserted", created=created, updated=updated)
     return UnitsPutResult(created=created, updated=updated, total=len(service.load_tree(session).keys))
 
 

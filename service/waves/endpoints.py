@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Annotated, Any
 
@@ -15,6 +13,7 @@ from service.db import SessionDep
 from service.deps import InstrumentsDep, SettingsDep, wants_csv
 from service.errors import Unprocessable
 from service.results.tabular import CSV_RESPONSE
+from service.spreadsheets import csv_text
 from service.waves import service
 from service.waves.participation import as_csv
 from service.waves.participation import participation as participation_of
@@ -44,7 +43,7 @@ def create_wave(
 ) -> Wave:
     """A new wave in the draft state."""
     wave = service.create(session, body, instruments, settings.min_group_size)
-    audit.record(session, key.name, "wave.created", wave.id, instrument=f"{wave.instrument}/{wave.version}")
+    audit.record(session, key, "wave.created", wave.id, instrument=f"{wave.instrument}/{wave.version}")
     return _out(session, wave)
 
 
@@ -66,7 +65,7 @@ def update_wave(wave_id: int, body: WaveUpdate, key: HR, session: SessionDep) ->
     """Change name or window; min_group_size and attributes only while the wave is a draft."""
     wave = service.advance(session, service.get(session, wave_id, for_update=True))
     service.update_wave(session, wave, body)
-    audit.record(session, key.name, "wave.updated", wave.id, fields=sorted(body.model_fields_set))
+    audit.record(session, key, "wave.updated", wave.id, fields=sorted(body.model_fields_set))
     return _out(session, wave)
 
 
@@ -75,7 +74,7 @@ def open_wave(wave_id: int, key: HR, session: SessionDep) -> Wave:
     """draft -> open."""
     wave = service.advance(session, service.get(session, wave_id, for_update=True))
     service.open_wave(session, wave)
-    audit.record(session, key.name, "wave.opened", wave.id)
+    audit.record(session, key, "wave.opened", wave.id)
     return _out(session, wave)
 
 
@@ -86,7 +85,7 @@ def close_wave(wave_id: int, key: HR, session: SessionDep, request: Request, aft
     the job goes)."""
     wave = service.advance(session, service.get(session, wave_id, for_update=True))
     service.close_wave(session, wave)
-    audit.record(session, key.name, "wave.closed", wave.id)
+    audit.record(session, key, "wave.closed", wave.id)
     wake = request.app.state.wake_close_worker
     if wake is not None:
         after.add_task(wake)  # once the response is sent, so after the commit
@@ -140,14 +139,11 @@ def add_participants(
     created = service.add_participants(
         session, wave, rows, base_url=settings.base_url, max_rows=settings.max_participants
     )
-    audit.record(session, key.name, "participants.uploaded", wave.id, count=len(created))
+    audit.record(session, key, "participants.uploaded", wave.id, count=len(created))
     if wants_csv(request):
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["unit_key", *wave.attributes, "url"])
-        for link in created:
-            writer.writerow([link["unit_key"], *(link["attributes"][a] for a in wave.attributes), link["url"]])
-        return Response(buffer.getvalue(), status_code=201, media_type="text/csv")
+        header = ["unit_key", *wave.attributes, "url"]
+        lines = [[link["unit_key"], *(link["attributes"][a] for a in wave.attributes), link["url"]] for link in created]
+        return Response(csv_text(header, lines), status_code=201, media_type="text/csv")
     return LinksOut(wave_id=wave_id, created=len(created), links=[Link(**link) for link in created])
 
 

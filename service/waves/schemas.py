@@ -97,12 +97,16 @@ class ParticipationRow(BaseModel):
     suppressed: bool
     reason: str | None = None
     invited: int | None
-    responded: int | None
-    rate: float | None
+    responded: int | None = Field(description="complete responses; null while the wave is open")
+    rate: float | None = Field(description="responded / invited; while the wave is open, rounded down to rate_step")
 
 
 class Participation(BaseModel):
     wave_id: int
     state: str
     min_group_size: int
+    as_of: datetime | None = Field(
+        default=None, description="while the wave is open: when these figures were computed (at most hourly)"
+    )
+    rate_step: float | None = Field(default=None, description="while the wave is open: rates are multiples of this")
     units: list[ParticipationRow]

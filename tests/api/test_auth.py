@@ -57,6 +57,24 @@ def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -
     return client.request(method, url, headers=headers, json={}).status_code
 
 
+def wrong(status: int, admitted: bool) -> str | None:
+    """What is wrong with ``status`` for a role that is (or is not) ``admitted``; None when it is right.
+
+    An admitted role must get an answer of the route's own (a 404 for the made-up ids is fine), never a 401 or
+    403, and never a 5xx: a crash is a failure, not an admission. Any other role gets exactly 403."""
+    if not admitted:
+        return None if status == 403 else f"admitted with {status}"
+    if status in (401, 403):
+        return f"refused with {status}"
+    return f"failed with {status}" if status >= 500 else None
+
+
+def test_a_server_error_is_a_failure_not_an_admission() -> None:
+    assert wrong(500, admitted=True) == "failed with 500" and wrong(503, admitted=True) == "failed with 503"
+    assert wrong(404, admitted=True) is None and wrong(403, admitted=True) == "refused with 403"
+    assert wrong(500, admitted=False) == "admitted with 500" and wrong(403, admitted=False) is None
+
+
 @pytest.mark.parametrize(("method", "path"), sorted(MATRIX))
 def test_route_refuses_and_admits(client: TestClient, app, method: str, path: str) -> None:
     assert _call(client, method, path, {}) == 401
@@ -64,10 +82,8 @@ def test_route_refuses_and_admits(client: TestClient, app, method: str, path: st
     assert _call(client, method, path, {"Authorization": "Basic abc"}) == 401
     for role in ROLES:
         status = _call(client, method, path, make_key(app, role))
-        if role in MATRIX[(method, path)]:
-            assert status not in (401, 403), f"{role} refused on {method} {path}"
-        else:
-            assert status == 403, f"{role} admitted on {method} {path}: {status}"
+        problem = wrong(status, admitted=role in MATRIX[(method, path)])
+        assert problem is None, f"{role} on {method} {path}: {problem}"
 
 
 def test_revoked_key_is_refused_and_use_is_recorded(client: TestClient, app) -> None:

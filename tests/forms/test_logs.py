@@ -15,7 +15,7 @@ import pytest
 from alembic import command
 
 from service import links
-from service.logs import RedactLinks, log_config
+from service.logs import Redact, log_config
 from tests.conftest import TEST_SECRET, alembic_config
 
 
@@ -30,7 +30,7 @@ def test_filter_redacts_uvicorn_access_records() -> None:
         ("127.0.0.1:5000", "GET", f"/s/{token}?page=2&lang=en", "1.1", 200),
         None,
     )
-    assert RedactLinks().filter(record)
+    assert Redact().filter(record)
     line = record.getMessage()
     assert token not in line and '"GET /s/…?page=2&lang=en HTTP/1.1" 200' in line
     assert all("redact" in handler.get("filters", []) for handler in log_config()["handlers"].values())
@@ -79,3 +79,24 @@ def test_live_server_logs_no_token(tmp_path: Path) -> None:
     output = log.read_text()
     assert token not in output
     assert '"GET /s/…?lang=en HTTP/1.1" 404' in output and '"POST /s/… HTTP/1.1" 404' in output
+
+
+def test_filter_withholds_exception_text() -> None:
+    """An exception is logged by its kinds and frames: its message, and those of its causes, never."""
+    answer = "Mijn manager luistert nooit"
+    try:
+        try:
+            raise ValueError(f"cannot store {answer!r}")
+        except ValueError as inner:
+            raise RuntimeError(f"while saving {answer}") from inner
+    except RuntimeError as exc:
+        caught = exc
+    record = logging.LogRecord(
+        "peil", logging.ERROR, __file__, 1, "save failed: %s", (caught,), (type(caught), caught, caught.__traceback__)
+    )
+    assert Redact().filter(record)
+    line = logging.Formatter().format(record)
+    assert answer not in line
+    assert "save failed: builtins.RuntimeError" in line
+    assert "builtins.ValueError (message withheld)" in line and "direct cause" in line
+    assert "test_filter_withholds_exception_text" in line  # where it happened is kept

@@ -7,10 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from service.cli import app as cli
 from service.config import get_settings
+from service.models import AuditEntry
 from tests.conftest import TEST_SECRET
 
 
@@ -46,3 +48,13 @@ def test_revoke_from_the_command_line(client: TestClient, peil: CliRunner) -> No
 
     missing = peil.invoke(cli, ["keys", "revoke", "999999"])
     assert missing.exit_code == 1
+
+    # Both are in the audit log, by command (no key acted), with the key's id and never the key.
+    with client.app.state.sessionmaker() as session:
+        entries = session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+    audited = [(e.key_name, e.by_key_id, e.action, e.detail) for e in entries]
+    assert audited == [
+        ("peil keys create", None, "key.created", {"key_id": int(key_id), "role": "hr", "name": "HR laptop"}),
+        ("peil keys revoke", None, "key.revoked", {"key_id": int(key_id)}),
+    ]
+    assert key not in str(audited)

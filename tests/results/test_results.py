@@ -207,27 +207,33 @@ def _invited_and_answered(wave: Wave, unit: str) -> tuple[int, int]:
 
 
 def _check_participation(wave: Wave, body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Exact figures for a closed wave; while open, no count and the rate rounded down to 5 percentage points."""
     rows = {row["unit_key"]: row for row in body["units"]}
     assert_every_unit_parents_first(list(rows))
     for key, row in rows.items():
         if row["suppressed"]:
             assert row["invited"] is None and row["responded"] is None and row["rate"] is None and row["reason"]
+            continue
+        invited, answered = _invited_and_answered(wave, key)
+        assert row["invited"] == invited and invited >= body["min_group_size"]
+        if body["state"] == "closed":
+            assert row["responded"] == answered and abs(row["rate"] - answered / invited) < 1e-4
         else:
-            invited, answered = _invited_and_answered(wave, key)
-            assert (row["invited"], row["responded"]) == (invited, answered) and invited >= body["min_group_size"]
-            assert abs(row["rate"] - answered / invited) < 1e-4
+            assert row["responded"] is None and row["rate"] == (answered * 20 // invited) / 20
     return rows
 
 
 def test_participation_is_guarded_live_and_stored(app: FastAPI, client: TestClient, open_survey: Wave) -> None:
     live = client.get(open_survey.url("participation"), headers=open_survey.dashboard)
-    assert live.status_code == 200 and live.json()["state"] == "open"
+    assert live.status_code == 200 and live.json()["state"] == "open" and live.json()["rate_step"] == 0.05
     before = _check_participation(open_survey, live.json())
+    assert {before[u]["rate"] for u in ("dep3", "org")} == {0.70, 0.85}  # 22/30 and 62/70, rounded down
     close(app, client, open_survey)
     stored = client.get(open_survey.url("participation"), headers=open_survey.dashboard).json()
-    assert stored["state"] == "closed"
+    assert stored["state"] == "closed" and stored["as_of"] is None and stored["rate_step"] is None
     after = _check_participation(open_survey, stored)
-    assert after == before  # nobody answered in between: the stored table shows what the live guard showed
+    # The same guard on the same answers: the same units shown; the closed wave's figures exact.
+    assert {k: r["suppressed"] for k, r in after.items()} == {k: r["suppressed"] for k, r in before.items()}
     table = client.get(open_survey.url("participation"), headers={**open_survey.hr, **CSV})
     assert table.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(table.text)))
