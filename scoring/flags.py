@@ -17,18 +17,22 @@ Rules and severities (``high`` when the evidence is unambiguous, else ``medium``
 - ``barrier``: an option of the barrier item (not in ``ignore``) chosen by at least ``share`` of those who
   answered it. High when the Wilson lower bound of the share reaches ``share``.
 - ``participation``: response rate below the instrument's ``low_participation``. High below half of it.
+
+Messages name the construct (and a barrier's option) as the instrument does in each language and write numbers
+as that language does: ``Psychologische veiligheid: gemiddeld 2,5, onder de drempel van 4,0 (n = 14)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from scoring import stats
-from scoring.spec import ConstructSpec, InstrumentSpec
+from scoring.spec import ConstructSpec, InstrumentSpec, Label
 from scoring.tables import Change, Flag, ParticipationCell
 
 __all__ = [
@@ -42,10 +46,77 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
+Lang = Literal["nl", "en"]
 
 
 def _r(x: float, digits: int = 3) -> float | None:
     return None if not np.isfinite(x) else round(float(x), digits)
+
+
+# One sentence per rule and language; {placeholders} are filled by ``_say`` in the language of the sentence.
+_MESSAGES: dict[str, dict[Lang, str]] = {
+    "below": {
+        "nl": "{name}: gemiddeld {value}, onder de drempel van {threshold} (n = {n})",
+        "en": "{name}: mean {value}, below the threshold of {threshold} (n = {n})",
+    },
+    "below_enps": {
+        "nl": "{name}: eNPS {value}, onder de drempel van {threshold} (n = {n})",
+        "en": "{name}: eNPS {value}, below the threshold of {threshold} (n = {n})",
+    },
+    "below_org": {
+        "nl": "{name}: gemiddeld {value}, duidelijk onder de organisatie ({organisation}), ook na correctie voor "
+        "de groepsgrootte (n = {n})",
+        "en": "{name}: mean {value}, clearly below the organisation ({organisation}), even after allowing for the "
+        "unit's size (n = {n})",
+    },
+    "decline": {
+        "nl": "{name}: gedaald van {previous} naar {value} sinds de vorige meting, een significante daling (n = {n})",
+        "en": "{name}: fell from {previous} to {value} since the previous wave, a significant decline (n = {n})",
+    },
+    "barrier": {
+        "nl": "{name}: {share} noemt ‘{option}’ als belemmering, de drempel is {threshold} (n = {n})",
+        "en": "{name}: {share} name ‘{option}’ as a barrier, the threshold is {threshold} (n = {n})",
+    },
+    "participation": {
+        "nl": "Lage respons: {rate}, onder de drempel van {threshold} ({responded} van {invited})",
+        "en": "Low participation: {rate}, below the threshold of {threshold} ({responded} of {invited})",
+    },
+}
+
+
+@dataclass(frozen=True)
+class _Number:
+    """A number to write with ``digits`` decimals (a share as a whole percentage when ``percent``)."""
+
+    value: float | None
+    digits: int = 1
+    percent: bool = False
+
+    def text(self, lang: Lang) -> str:
+        if self.value is None or not np.isfinite(self.value):
+            return "?"
+        if self.percent:
+            return f"{round(100 * self.value)}%"
+        written = f"{self.value:.{self.digits}f}"
+        return written.replace(".", ",") if lang == "nl" else written
+
+
+def _say(rule: str, **values: _Number | Label | str | int) -> tuple[str, str]:
+    """The rule's message in Dutch and in English, each number and name written in the sentence's language."""
+
+    def text(value: _Number | Label | str | int, lang: Lang) -> str:
+        if isinstance(value, _Number):
+            return value.text(lang)
+        if isinstance(value, Label):
+            return value.nl if lang == "nl" else value.en
+        return str(value)
+
+    nl, en = (_MESSAGES[rule][lang].format(**{k: text(v, lang) for k, v in values.items()}) for lang in ("nl", "en"))
+    return nl, en
+
+
+def _name(construct: ConstructSpec) -> Label | str:
+    return construct.label if construct.label is not None else construct.id
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,7 +158,13 @@ def below_flags(constructs: Sequence[ConstructSpec], figures: UnitFigures) -> li
         for u in np.flatnonzero(fire):
             high = bool(figures.ci_high[u, j] < threshold)
             what = "eNPS" if construct.scale == "nps" else "mean"
-            value = _r(mean[u], 1 if construct.scale == "nps" else 2)
+            nl, en = _say(
+                "below_enps" if construct.scale == "nps" else "below",
+                name=_name(construct),
+                value=_Number(float(mean[u])),
+                threshold=_Number(float(threshold)),
+                n=int(figures.n[u, j]),
+            )
             flags.append(
                 Flag(
                     unit=figures.keys[u],
@@ -100,8 +177,8 @@ def below_flags(constructs: Sequence[ConstructSpec], figures: UnitFigures) -> li
                         "threshold": float(threshold),
                         "n": int(figures.n[u, j]),
                     },
-                    message_nl=f"{construct.id}: {what} {value} ligt onder de drempel {threshold:g}.",
-                    message_en=f"{construct.id}: {what} {value} is below the threshold of {threshold:g}.",
+                    message_nl=nl,
+                    message_en=en,
                 )
             )
     return flags
@@ -126,6 +203,13 @@ def below_org_flags(constructs: Sequence[ConstructSpec], figures: UnitFigures, o
         fire = eligible & (q <= alpha) & (shrunk < mu)
         for u in np.flatnonzero(fire):
             high = bool(q[u] <= alpha / 5)
+            nl, en = _say(
+                "below_org",
+                name=_name(construct),
+                value=_Number(float(figures.mean[u, j]), 2),
+                organisation=_Number(float(mu[u]), 2),
+                n=int(figures.n[u, j]),
+            )
             flags.append(
                 Flag(
                     unit=figures.keys[u],
@@ -142,14 +226,8 @@ def below_org_flags(constructs: Sequence[ConstructSpec], figures: UnitFigures, o
                         "q": _r(q[u], 6),
                         "alpha": alpha,
                     },
-                    message_nl=(
-                        f"{construct.id}: {_r(figures.mean[u, j], 2)} ligt duidelijk onder de organisatie "
-                        f"({_r(mu[u], 2)}), ook na correctie voor de groepsgrootte."
-                    ),
-                    message_en=(
-                        f"{construct.id}: {_r(figures.mean[u, j], 2)} is clearly below the organisation "
-                        f"({_r(mu[u], 2)}), even after allowing for the unit's size."
-                    ),
+                    message_nl=nl,
+                    message_en=en,
                 )
             )
     return flags
@@ -173,6 +251,14 @@ def decline_flags(constructs: Sequence[ConstructSpec], changes: Sequence[Change]
         else:
             spread = sd.get(construct.id, float("nan"))
             high = bool(np.isfinite(spread) and spread > 0 and -change.difference >= 0.5 * spread)
+        digits = 1 if construct.scale == "nps" else 2
+        nl, en = _say(
+            "decline",
+            name=_name(construct),
+            previous=_Number(change.previous_mean, digits),
+            value=_Number(change.mean, digits),
+            n="?" if change.n is None else change.n,
+        )
         flags.append(
             Flag(
                 unit=change.unit,
@@ -189,14 +275,8 @@ def decline_flags(constructs: Sequence[ConstructSpec], changes: Sequence[Change]
                     "previous_n": change.previous_n,
                     "test": change.test,
                 },
-                message_nl=(
-                    f"{construct.id}: gedaald van {_r(change.previous_mean or 0.0, 2)} naar "
-                    f"{_r(change.mean or 0.0, 2)} sinds de vorige meting (significant)."
-                ),
-                message_en=(
-                    f"{construct.id}: fell from {_r(change.previous_mean or 0.0, 2)} to "
-                    f"{_r(change.mean or 0.0, 2)} since the previous wave (significant)."
-                ),
+                message_nl=nl,
+                message_en=en,
             )
         )
     return flags
@@ -214,6 +294,7 @@ def barrier_flags(
     answered: multi item id -> (U,) respondents who answered it; chosen: item id -> (U, n_options) counts.
     """
     options = {item.id: item.options for item in instrument.items}
+    labels = {item.id: item.option_labels for item in instrument.items}
     flags: list[Flag] = []
     for construct in instrument.constructs:
         rule = construct.flags.barrier
@@ -228,6 +309,15 @@ def barrier_flags(
         fire = published[:, None] & (n[:, None] > 0) & ~ignored & (share >= rule.share)
         for u, o in zip(*np.nonzero(fire), strict=True):
             option = options[rule.item][o]
+            named = labels[rule.item]
+            nl, en = _say(
+                "barrier",
+                name=_name(construct),
+                share=_Number(float(share[u, o]), percent=True),
+                option=named[o] if o < len(named) else option,
+                threshold=_Number(rule.share, percent=True),
+                n=int(n[u]),
+            )
             flags.append(
                 Flag(
                     unit=keys[u],
@@ -243,14 +333,8 @@ def barrier_flags(
                         "n": int(n[u]),
                         "threshold": rule.share,
                     },
-                    message_nl=(
-                        f"{construct.id}: {round(100 * share[u, o])}% noemt '{option}' als belemmering "
-                        f"(drempel {round(100 * rule.share)}%)."
-                    ),
-                    message_en=(
-                        f"{construct.id}: {round(100 * share[u, o])}% name '{option}' as a barrier "
-                        f"(threshold {round(100 * rule.share)}%)."
-                    ),
+                    message_nl=nl,
+                    message_en=en,
                 )
             )
     return flags
@@ -264,6 +348,13 @@ def participation_flags(cells: Sequence[ParticipationCell], threshold: float | N
     for cell in cells:
         if cell.suppressed or cell.rate is None or cell.rate >= threshold:
             continue
+        nl, en = _say(
+            "participation",
+            rate=_Number(cell.rate, percent=True),
+            threshold=_Number(threshold, percent=True),
+            responded="?" if cell.responded is None else cell.responded,
+            invited="?" if cell.invited is None else cell.invited,
+        )
         flags.append(
             Flag(
                 unit=cell.unit,
@@ -276,8 +367,8 @@ def participation_flags(cells: Sequence[ParticipationCell], threshold: float | N
                     "responded": cell.responded,
                     "threshold": threshold,
                 },
-                message_nl=f"Lage respons: {round(100 * cell.rate)}% (drempel {round(100 * threshold)}%).",
-                message_en=f"Low participation: {round(100 * cell.rate)}% (threshold {round(100 * threshold)}%).",
+                message_nl=nl,
+                message_en=en,
             )
         )
     return flags

@@ -19,13 +19,23 @@ SCALE_BOUNDS: dict[str, tuple[int, int]] = {"likert5": (1, 5), "likert7": (1, 7)
 
 
 @dataclass(frozen=True)
+class Label:
+    """A name as the instrument writes it, in Dutch and in English (flag messages name things this way)."""
+
+    nl: str
+    en: str
+
+
+@dataclass(frozen=True)
 class ItemSpec:
-    """One question. ``options`` are the option ids of ``single``/``multi`` items, else empty."""
+    """One question. ``options`` are the option ids of ``single``/``multi`` items, else empty;
+    ``option_labels`` their names, in the same order (empty: messages use the ids)."""
 
     id: str
     type: ItemType
     construct: str | None = None
     options: tuple[str, ...] = ()
+    option_labels: tuple[Label, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,7 @@ class ConstructSpec:
     min_answered: int = 1
     favourable_min: float = 4.0
     flags: FlagRules = field(default_factory=FlagRules)
+    label: Label | None = None  # the construct's name; None: messages use the id
 
 
 @dataclass(frozen=True)

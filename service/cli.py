@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -78,8 +78,9 @@ def instruments_check(
 
 @keys_app.command("create")
 def keys_create(
-    role: Annotated[str, typer.Option(help="hr, dashboard or admin")],
+    role: Annotated[str, typer.Option(help="hr, dashboard, admin or manager")],
     name: Annotated[str, typer.Option(help="who or what uses the key")],
+    unit: Annotated[str | None, typer.Option(help="a manager key's unit: it reads this unit and all below")] = None,
 ) -> None:
     """Create an API key and print it once; only its hash is stored."""
     from service import audit
@@ -91,12 +92,19 @@ def keys_create(
         typer.echo(f"--role must be one of {', '.join(ROLES)}", err=True)
         raise typer.Exit(2)
     engine = make_engine(get_settings().database_url)
-    with transaction(make_sessionmaker(engine)) as session:
-        row, key = repository.create(session, role=role, name=name)
-        key_id = row.id
-        audit.record(session, "peil keys create", "key.created", key_id=key_id, role=role, name=name)
-    engine.dispose()
-    typer.echo(f"# key {key_id} ({role}, {name}); shown once, store it now")
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            row, key = repository.create(session, role=role, name=name, unit=unit)
+            key_id = row.id
+            scoped: dict[str, Any] = {"unit": unit} if unit else {}  # a manager key's unit
+            audit.record(session, "peil keys create", "key.created", key_id=key_id, role=role, name=name, **scoped)
+    except ValueError as exc:
+        typer.echo(f"peil keys create: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    scope = f", unit {unit}" if unit else ""
+    typer.echo(f"# key {key_id} ({role}{scope}, {name}); shown once, store it now")
     typer.echo(key)
 
 
@@ -121,15 +129,17 @@ def keys_revoke(key_id: int) -> None:
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """List keys: id, role, name, created, last used, revoked."""
+    """List keys: id, role (a manager key with its unit), name, created, last used, revoked."""
     from service.db import make_engine, make_sessionmaker
     from service.keys import repository
 
     engine = make_engine(get_settings().database_url)
     with make_sessionmaker(engine)() as session:
+        units = repository.unit_keys(session)
         for row in repository.list_all(session):
+            role = row.role if row.unit_id is None else f"{row.role}:{units.get(row.unit_id)}"
             typer.echo(
-                f"{row.id}\t{row.role}\t{row.name}\tcreated {row.created_at:%Y-%m-%d}\t"
+                f"{row.id}\t{role}\t{row.name}\tcreated {row.created_at:%Y-%m-%d}\t"
                 f"last used {row.last_used_at or '-'}\t{'revoked' if row.revoked_at else 'active'}"
             )
     engine.dispose()

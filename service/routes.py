@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from service import forms
+from service import forms, hr
 from service.audit.endpoints import router as audit
 from service.exports.endpoints import router as exports
 from service.health import router as health
@@ -20,6 +20,7 @@ API = "/api/v1"
 def include_routers(app: FastAPI) -> None:
     # The form first: routes are tried in order, and a survey's busiest hour is all form posts.
     forms.install(app)
+    hr.install(app)
     app.include_router(health)
     for router in (instruments, units, waves, results, keys, audit, exports):
         app.include_router(router, prefix=API)

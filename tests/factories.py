@@ -7,15 +7,25 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from service.db import transaction
 from service.keys import repository
+from service.models import Unit
+
+LONE_UNIT = "lone-unit"  # a manager key's unit where a test has no org tree of its own
 
 
-def make_key(app: FastAPI, role: str, name: str | None = None) -> dict[str, str]:
-    """Authorization headers for a new key of ``role``."""
+def make_key(app: FastAPI, role: str, name: str | None = None, unit: str | None = None) -> dict[str, str]:
+    """Authorization headers for a new key of ``role``. A manager key reads ``unit``; without one, a unit of its
+    own (``LONE_UNIT``, created if absent)."""
     with transaction(app.state.sessionmaker) as session:
-        _row, key = repository.create(session, role=role, name=name or f"{role}-test")
+        if role == "manager" and unit is None:
+            unit = LONE_UNIT
+            if session.scalar(select(Unit.id).where(Unit.key == unit)) is None:
+                session.add(Unit(key=unit, name="Lone unit"))
+                session.flush()
+        _row, key = repository.create(session, role=role, name=name or f"{role}-test", unit=unit)
     return {"Authorization": f"Bearer {key}"}
 
 

@@ -162,6 +162,11 @@ def other(lang: Lang) -> Lang:
     return "en" if lang == "nl" else "nl"
 
 
+def day(moment: datetime, lang: Lang) -> str:
+    """A date as people read it, e.g. "12 december 2026"."""
+    return f"{moment.day} {_MONTHS[lang][moment.month - 1]} {moment.year}"
+
+
 def when(moment: datetime, lang: Lang) -> str:
     """A moment as people read it, e.g. "12 december 2026, 17:00 uur (UTC)"."""
     return WORDS[lang]["date_time"].format(

@@ -268,7 +268,11 @@ def to_spec(instrument: Instrument) -> spec.InstrumentSpec:
     """The scoring engine's view of an instrument: items in order with their option ids, constructs with rules."""
     items = tuple(
         spec.ItemSpec(
-            id=item.id, type=item.type, construct=item.construct_id, options=tuple(o.id for o in item.options)
+            id=item.id,
+            type=item.type,
+            construct=item.construct_id,
+            options=tuple(o.id for o in item.options),
+            option_labels=tuple(spec.Label(nl=o.text.nl, en=o.text.en) for o in item.options),
         )
         for item in instrument.items
     )
@@ -296,6 +300,7 @@ def to_spec(instrument: Instrument) -> spec.InstrumentSpec:
                     alpha=rules.alpha,
                     barrier=barrier,
                 ),
+                label=spec.Label(nl=construct.name.nl, en=construct.name.en),
             )
         )
     return spec.InstrumentSpec(

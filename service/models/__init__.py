@@ -4,6 +4,7 @@ from service.models.api_key import ApiKey
 from service.models.audit import AuditEntry
 from service.models.base import Base
 from service.models.export import ExportLock, ExportRun
+from service.models.hr_session import HrSession
 from service.models.instrument import PublishedInstrument
 from service.models.invitation import Invitation
 from service.models.participation import ParticipationSnapshot
@@ -18,6 +19,7 @@ __all__ = [
     "Base",
     "ExportLock",
     "ExportRun",
+    "HrSession",
     "Invitation",
     "ParticipationSnapshot",
     "PublishedInstrument",

@@ -7,18 +7,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from service import audit
-from service.auth import HR, Reader
+from service.auth import HR, ResultsReader, ResultsScope
 from service.db import SessionDep
 from service.deps import InstrumentsDep, wants_csv
+from service.errors import NotFound
 from service.results import published, schemas, tabular
 from service.results.service import stored_table
+from service.units import service as units
 
 router = APIRouter(tags=["results"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no or unknown API key"},
     403: {"description": "the key's role may not call this"},
-    404: {"description": "no such wave or unit, or no stored results"},
+    404: {"description": "no such wave or unit (for a manager key: none in its part), or no stored results"},
     409: {"description": "the wave is not closed (results exist only for closed waves) or still closing"},
 }
 
@@ -39,15 +41,17 @@ UnitKey = Annotated[str | None, Query(max_length=100, description="a unit's key;
 )
 def get_results(
     wave_id: int,
-    key: Reader,
+    key: ResultsReader,
+    scope: ResultsScope,
     session: SessionDep,
     request: Request,
     unit: UnitKey = None,
     by: Annotated[str | None, Query(max_length=40, description="one of the wave's attributes")] = None,
 ) -> schemas.Results | Response:
-    """The unit's total cell (n, constructs, items, eNPS, change) and with `by` its cuts; hidden cells marked."""
+    """The unit's total cell (n, constructs, items, eNPS, change) and with `by` its cuts; hidden cells marked.
+    A manager key reads its own unit (the default) and the units below it."""
     _wave, table = stored_table(session, wave_id)
-    out = published.results(table, unit, by)
+    out = published.results(table, unit or scope.unit, by, published.within(table, scope))
     audit.record(session, key, "results.read", wave_id, view="results", unit=unit, by=by)
     return tabular.results(out) if wants_csv(request) else out
 
@@ -58,11 +62,14 @@ def get_results(
     response_model=schemas.Heatmap,
     responses={**ERRORS, **tabular.CSV_RESPONSE},
 )
-def get_heatmap(wave_id: int, key: Reader, session: SessionDep, request: Request) -> schemas.Heatmap | Response:
-    """Every unit's mean, favourable share and n per construct; hidden cells say so and why."""
+def get_heatmap(
+    wave_id: int, key: ResultsReader, scope: ResultsScope, session: SessionDep, request: Request
+) -> schemas.Heatmap | Response:
+    """Every unit's mean, favourable share and n per construct; hidden cells say so and why. A manager key
+    gets its organisation's row (the reference line) and the rows of its own part."""
     _wave, table = stored_table(session, wave_id)
     audit.record(session, key, "results.read", wave_id, view="heatmap")
-    rendered = published.views.get("heatmap", table, published.heatmap)
+    rendered = published.heatmap_view(table, scope)
     return tabular.heatmap(rendered.out) if wants_csv(request) else _json(rendered)
 
 
@@ -72,11 +79,14 @@ def get_heatmap(wave_id: int, key: Reader, session: SessionDep, request: Request
     response_model=schemas.Flags,
     responses={**ERRORS, **tabular.CSV_RESPONSE},
 )
-def get_flags(wave_id: int, key: Reader, session: SessionDep, request: Request) -> schemas.Flags | Response:
-    """Each flag's unit, construct, rule, severity, evidence and message (Dutch and English)."""
+def get_flags(
+    wave_id: int, key: ResultsReader, scope: ResultsScope, session: SessionDep, request: Request
+) -> schemas.Flags | Response:
+    """Each flag's unit, construct, rule, severity, evidence and message (Dutch and English); a manager key
+    gets those of its own part."""
     _wave, table = stored_table(session, wave_id)
     audit.record(session, key, "results.read", wave_id, view="flags")
-    rendered = published.views.get("flags", table, published.flags)
+    rendered = published.flags_view(table, scope)
     return tabular.flags(rendered.out) if wants_csv(request) else _json(rendered)
 
 
@@ -111,12 +121,17 @@ def get_comments(
 def get_trend(
     unit_key: str,
     construct: Annotated[str, Query(min_length=1, max_length=64)],
-    key: Reader,
+    key: ResultsReader,
+    scope: ResultsScope,
     session: SessionDep,
     request: Request,
     instruments: InstrumentsDep,
 ) -> schemas.Trend | Response:
-    """The construct in the unit, wave by wave (oldest first), each point as that wave's table published it."""
+    """The construct in the unit, wave by wave (oldest first), each point as that wave's table published it.
+    A manager key reads the units of its own part (by the org tree as it is now)."""
+    inside = scope.within(units.parents(session))
+    if inside is not None and unit_key not in inside:
+        raise NotFound(f"no unit {unit_key!r}")
     out = published.trend(session, unit_key, construct, instruments)
     audit.record(session, key, "results.read", view="trend", unit=unit_key, construct=construct)
     return tabular.trend(out) if wants_csv(request) else out

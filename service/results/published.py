@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel
@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from scoring import ResultCell, ResultTable
+from service.auth import Scope
 from service.errors import NotFound, Unprocessable
 from service.instruments.loader import Instruments
 from service.models import Unit, Wave
@@ -67,17 +68,26 @@ def cell(c: ResultCell) -> schemas.Cell:
     return schemas.Cell.model_validate(c.to_dict())
 
 
-def _units(table: ResultTable, unit: str | None) -> list[str]:
-    """The asked unit, or the roots of the tree (the organisations) when none is asked."""
+def within(table: ResultTable, scope: Scope) -> set[str] | None:
+    """The units of the table the scope may read (None: all), by the tree as the table recorded it."""
+    return scope.within((u.key, u.parent) for u in table.units)
+
+
+def _units(table: ResultTable, unit: str | None, inside: Collection[str] | None = None) -> list[str]:
+    """The asked unit, or the roots of the tree (the organisations) when none is asked. A unit outside
+    ``inside`` (a manager's part) is answered as an unknown one."""
     if unit is None:
         return [u.key for u in table.units if u.parent is None]
-    if unit not in {u.key for u in table.units}:
+    if unit not in {u.key for u in table.units} or (inside is not None and unit not in inside):
         raise NotFound(f"no unit {unit!r} in the results of wave {table.wave_id}")
     return [unit]
 
 
-def results(table: ResultTable, unit: str | None, by: str | None) -> schemas.Results:
-    """The unit's total cell and, with ``by``, its cuts by that one attribute (rule 4: one attribute at a time)."""
+def results(
+    table: ResultTable, unit: str | None, by: str | None, inside: Collection[str] | None = None
+) -> schemas.Results:
+    """The unit's total cell and, with ``by``, its cuts by that one attribute (rule 4: one attribute at a time).
+    With ``inside`` (a manager's part) only a unit in it is answered."""
     names = [a.name for a in table.attributes]
     if by is not None and by not in names:
         known = ", ".join(names) or "none"
@@ -86,7 +96,7 @@ def results(table: ResultTable, unit: str | None, by: str | None) -> schemas.Res
             details=[{"field": "by", "reason": "not an attribute of this wave"}],
         )
     parents = {u.key: u.parent for u in table.units}
-    shown = _units(table, unit)
+    shown = _units(table, unit, inside)
     units = [
         schemas.UnitResults(
             unit=key,
@@ -153,8 +163,42 @@ def heatmap(table: ResultTable) -> schemas.Heatmap:
     )
 
 
+def heatmap_within(whole: schemas.Heatmap, unit: str, inside: Collection[str]) -> schemas.Heatmap:
+    """A manager's heatmap: their organisation's row first (the reference line), then the rows of their part."""
+    parents = {row.unit: row.parent for row in whole.units}
+    root: str | None = unit
+    while root is not None and parents.get(root) is not None:
+        root = parents[root]
+    rows = [row for row in whole.units if row.unit == root and row.unit not in inside]
+    rows += [row for row in whole.units if row.unit in inside]
+    return whole.model_copy(update={"units": rows})
+
+
 def flags(table: ResultTable) -> schemas.Flags:
     return schemas.Flags(wave_id=table.wave_id, flags=[schemas.Flag.model_validate(f.to_dict()) for f in table.flags])
+
+
+def flags_within(whole: schemas.Flags, inside: Collection[str]) -> schemas.Flags:
+    """The flags of a manager's part."""
+    return whole.model_copy(update={"flags": [f for f in whole.flags if f.unit in inside]})
+
+
+def heatmap_view(table: ResultTable, scope: Scope) -> Rendered[schemas.Heatmap]:
+    """The heatmap the scope may read, made once per table and scope."""
+    whole = views.get("heatmap", table, heatmap)
+    if scope.unit is None:
+        return whole
+    unit, inside = scope.unit, within(table, scope) or set()
+    return views.get(f"heatmap:{unit}", table, lambda _table: heatmap_within(whole.out, unit, inside))
+
+
+def flags_view(table: ResultTable, scope: Scope) -> Rendered[schemas.Flags]:
+    """The flags the scope may read, made once per table and scope."""
+    whole = views.get("flags", table, flags)
+    if scope.unit is None:
+        return whole
+    inside = within(table, scope) or set()
+    return views.get(f"flags:{scope.unit}", table, lambda _table: flags_within(whole.out, inside))
 
 
 def comments(table: ResultTable, unit: str | None) -> schemas.Comments:

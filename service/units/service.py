@@ -47,6 +47,12 @@ def load_tree(session: Session) -> Tree:
     )
 
 
+def parents(session: Session) -> list[tuple[str, str | None]]:
+    """Every unit's key and its parent's key, as the tree is now."""
+    tree = load_tree(session)
+    return [(key, tree.keys[p] if p >= 0 else None) for key, p in zip(tree.keys, tree.parent, strict=True)]
+
+
 def upsert(session: Session, units: list[UnitIn]) -> tuple[int, int]:
     """Insert or update ``units``; refuse the whole request, naming the keys, if the result is not a tree."""
     duplicates = sorted(key for key, count in Counter(u.key for u in units).items() if count > 1)

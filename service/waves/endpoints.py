@@ -8,14 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 
 from service import audit
-from service.auth import HR, Reader
+from service.auth import HR, Reader, ResultsScope
 from service.db import SessionDep
 from service.deps import InstrumentsDep, SettingsDep, wants_csv
 from service.errors import Unprocessable
 from service.results.tabular import CSV_RESPONSE
 from service.spreadsheets import csv_text
 from service.waves import service
-from service.waves.participation import as_csv
+from service.waves.participation import as_csv, within
 from service.waves.participation import participation as participation_of
 from service.waves.schemas import Link, LinksOut, Participation, Wave, WaveCreate, WaveList, WaveUpdate
 
@@ -164,7 +164,10 @@ def _json_rows(body: bytes) -> list[dict[str, Any]]:
     response_model=Participation,
     responses={**ERRORS, **CSV_RESPONSE},
 )
-def get_participation(wave_id: int, _key: Reader, session: SessionDep, request: Request) -> Participation | Response:
-    """Invited, responded and rate per unit, rolled up, under the results' guard (JSON, or CSV on request)."""
-    out = participation_of(session, service.advance(session, service.get(session, wave_id)))
+def get_participation(
+    wave_id: int, scope: ResultsScope, session: SessionDep, request: Request
+) -> Participation | Response:
+    """Invited, responded and rate per unit, rolled up, under the results' guard (JSON, or CSV on request); a
+    manager key gets the units of its own part."""
+    out = within(participation_of(session, service.advance(session, service.get(session, wave_id))), scope)
     return as_csv(out) if wants_csv(request) else out

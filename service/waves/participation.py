@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from scoring import ParticipationCell, participation_cells
+from service.auth import Scope
 from service.models import ParticipationSnapshot, Wave
 from service.models.base import utcnow
 from service.results.service import table_of
@@ -103,6 +104,14 @@ def participation(session: Session, wave: Wave, now: datetime | None = None) -> 
         rate_step=1 / STEPS if as_of is not None else None,
         units=rows,
     )
+
+
+def within(out: Participation, scope: Scope) -> Participation:
+    """The rows a scope may read: all, or a manager's unit and those below it."""
+    inside = scope.within((row.unit_key, row.parent_key) for row in out.units)
+    if inside is None:
+        return out
+    return out.model_copy(update={"units": [row for row in out.units if row.unit_key in inside]})
 
 
 def as_csv(out: Participation) -> Response:

@@ -1,4 +1,5 @@
-"""Every API route with every role: no key 401, a wrong key 401, a revoked key 401, the wrong role 403."""
+"""Every API route with every role: no key 401, a wrong key 401, a revoked key 401, the wrong role 403 (for a
+manager key 404: outside its unit's results nothing exists for it)."""
 
 from __future__ import annotations
 
@@ -22,12 +23,12 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/waves/{wave_id}/open"): {"hr"},
     ("POST", "/api/v1/waves/{wave_id}/close"): {"hr"},
     ("POST", "/api/v1/waves/{wave_id}/participants"): {"hr"},
-    ("GET", "/api/v1/waves/{wave_id}/participation"): {"hr", "dashboard"},
-    ("GET", "/api/v1/waves/{wave_id}/results"): {"hr", "dashboard"},
-    ("GET", "/api/v1/waves/{wave_id}/heatmap"): {"hr", "dashboard"},
-    ("GET", "/api/v1/waves/{wave_id}/flags"): {"hr", "dashboard"},
+    ("GET", "/api/v1/waves/{wave_id}/participation"): {"hr", "dashboard", "manager"},
+    ("GET", "/api/v1/waves/{wave_id}/results"): {"hr", "dashboard", "manager"},
+    ("GET", "/api/v1/waves/{wave_id}/heatmap"): {"hr", "dashboard", "manager"},
+    ("GET", "/api/v1/waves/{wave_id}/flags"): {"hr", "dashboard", "manager"},
     ("GET", "/api/v1/waves/{wave_id}/comments"): {"hr"},
-    ("GET", "/api/v1/units/{unit_key}/trend"): {"hr", "dashboard"},
+    ("GET", "/api/v1/units/{unit_key}/trend"): {"hr", "dashboard", "manager"},
     ("GET", "/api/v1/keys"): {"admin"},
     ("POST", "/api/v1/keys"): {"admin"},
     ("DELETE", "/api/v1/keys/{key_id}"): {"admin"},
@@ -35,7 +36,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/exports"): {"hr"},
     ("POST", "/api/v1/exports"): {"hr"},
 }
-ROLES = ("hr", "dashboard", "admin")
+ROLES = ("hr", "dashboard", "admin", "manager")
 
 
 def api_routes(app) -> set[tuple[str, str]]:
@@ -57,13 +58,14 @@ def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -
     return client.request(method, url, headers=headers, json={}).status_code
 
 
-def wrong(status: int, admitted: bool) -> str | None:
+def wrong(status: int, admitted: bool, refused: int = 403) -> str | None:
     """What is wrong with ``status`` for a role that is (or is not) ``admitted``; None when it is right.
 
     An admitted role must get an answer of the route's own (a 404 for the made-up ids is fine), never a 401 or
-    403, and never a 5xx: a crash is a failure, not an admission. Any other role gets exactly 403."""
+    403, and never a 5xx: a crash is a failure, not an admission. Any other role gets exactly ``refused``: 403,
+    or 404 for a manager key (outside its part nothing exists for it)."""
     if not admitted:
-        return None if status == 403 else f"admitted with {status}"
+        return None if status == refused else f"admitted with {status}"
     if status in (401, 403):
         return f"refused with {status}"
     return f"failed with {status}" if status >= 500 else None
@@ -82,7 +84,8 @@ def test_route_refuses_and_admits(client: TestClient, app, method: str, path: st
     assert _call(client, method, path, {"Authorization": "Basic abc"}) == 401
     for role in ROLES:
         status = _call(client, method, path, make_key(app, role))
-        problem = wrong(status, admitted=role in MATRIX[(method, path)])
+        refused = 404 if role == "manager" else 403
+        problem = wrong(status, admitted=role in MATRIX[(method, path)], refused=refused)
         assert problem is None, f"{role} on {method} {path}: {problem}"
 
 

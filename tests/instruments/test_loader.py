@@ -242,10 +242,17 @@ def test_to_spec() -> None:
         spec.ItemSpec("s_blame", "likert5", "safety"),
         spec.ItemSpec("s_voice", "likert5", "safety"),
         spec.ItemSpec("s_help", "likert5", "safety"),
-        spec.ItemSpec("barriers", "multi", None, ("boss", "none")),
+        spec.ItemSpec(
+            "barriers",
+            "multi",
+            None,
+            ("boss", "none"),
+            (spec.Label("boss (nl)", "boss"), spec.Label("nothing (nl)", "nothing")),
+        ),
     )
     (construct,) = result.constructs
     assert construct.id == "safety" and construct.scale == "likert5"
+    assert construct.label == spec.Label("Safety (nl)", "Safety")  # flag messages name it so
     assert construct.items == ("s_blame", "s_voice", "s_help")
     assert construct.reverse == frozenset({"s_blame"})
     assert (construct.min_answered, construct.favourable_min) == (2, 4.0)

@@ -23,6 +23,7 @@ from scoring.spec import (
     FlagRules,
     InstrumentSpec,
     ItemSpec,
+    Label,
     OrgTree,
     WaveData,
 )
@@ -174,3 +175,58 @@ def test_flags_in_a_built_table_name_only_published_units() -> None:
     assert ("a1", "participation") in fired  # a third of a1's invitations answered
     assert {f.unit for f in table.flags} <= published
     assert not any(f.unit == "b1" and f.rule in ("below", "below_org") for f in table.flags)
+
+
+def test_messages_name_constructs_and_write_numbers_in_the_readers_language() -> None:
+    safety = ConstructSpec(
+        "psych_safety",
+        "likert7",
+        ("q",),
+        flags=FlagRules(below=4.0, barrier=BarrierRule("why", 0.4, ("none",))),
+        label=Label("Psychologische veiligheid", "Psychological safety"),
+    )
+    f = figures(mean=[[2.46]], n=[[14]], ci_high=[[3.1]], published=[True])
+    (below,) = below_flags([safety], f)
+    assert below.message_nl == "Psychologische veiligheid: gemiddeld 2,5, onder de drempel van 4,0 (n = 14)"
+    assert below.message_en == "Psychological safety: mean 2.5, below the threshold of 4.0 (n = 14)"
+
+    fall = Change("u0", "psych_safety", False, None, "welch", 30, 3.25, 28, 4.5, -1.25, -4.0, 50.0, 0.001, 0.002, True)
+    (decline,) = decline_flags([safety], [fall], {"psych_safety": 1.0})
+    assert decline.message_nl.startswith("Psychologische veiligheid: gedaald van 4,50 naar 3,25 sinds de vorige")
+    assert decline.message_en.startswith("Psychological safety: fell from 4.50 to 3.25 since the previous wave")
+
+    instrument = InstrumentSpec(
+        "t",
+        1,
+        (
+            ItemSpec("q", "likert7", "psych_safety"),
+            ItemSpec(
+                "why",
+                "multi",
+                None,
+                ("manager", "none"),
+                (Label("Mijn leidinggevende", "My manager"), Label("Niets", "Nothing")),
+            ),
+        ),
+        (safety,),
+    )
+    (barrier,) = barrier_flags(
+        instrument, ("a",), np.array([True]), {"why": np.array([20])}, {"why": np.array([[9, 11]])}
+    )
+    assert barrier.message_nl == (
+        "Psychologische veiligheid: 45% noemt ‘Mijn leidinggevende’ als belemmering, de drempel is 40% (n = 20)"
+    )
+    assert barrier.message_en.startswith("Psychological safety: 45% name ‘My manager’ as a barrier")
+
+    (low,) = participation_flags([ParticipationCell("a", False, None, 40, 12, 0.3)], 0.5)
+    assert low.message_nl == "Lage respons: 30%, onder de drempel van 50% (12 van 40)"
+    assert low.message_en == "Low participation: 30%, below the threshold of 50% (12 of 40)"
+
+
+def test_messages_without_labels_fall_back_to_ids() -> None:
+    f = figures(mean=[[2.0, -35.0]], n=[[9, 9]], ci_high=[[2.5, -10.0]], published=[True])
+    messages = {x.construct: x.message_en for x in below_flags([SAFETY, ENPS], f)}
+    assert messages == {
+        "safety": "safety: mean 2.0, below the threshold of 3.0 (n = 9)",
+        "enps": "enps: eNPS -35.0, below the threshold of -20.0 (n = 9)",
+    }
