@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from scoring import stats
 from scoring.cells import CellStatistics, cell_statistics, layout, points, unit_moments
+from scoring.drivers import drivers, wave_correlations
 from scoring.flags import (
     OrgBaseline,
     UnitFigures,
@@ -594,6 +595,7 @@ def build_table(
         tests = None if before is None else _change_tests(data, cells, before)
         # every organisation's reliability as if its own cell were published; withheld below where it is not
         reliability = _reliability(data, plan, alpha_nan_policy, score_moments)
+        correlations = wave_correlations(data, scores, plan)  # drivers (scoring.drivers), before the cells' pattern
         suppression = guarded.result()
     hidden = np.asarray(suppression.hidden, dtype=np.bool_)
     published_total = ~hidden[:, 0]
@@ -619,6 +621,8 @@ def build_table(
     flags += participation_flags(participation, data.instrument.low_participation)
 
     arrays = _cell_arrays(data, cells, suppression, hidden)
+    index = arrays.construct_stats[7, :, 0, :]  # the published 0-100 index of each unit's total, for focus areas
+    found_drivers = drivers(correlations, plan, data.tree.keys, [c.id for c in constructs], published_total, index)
     return ResultTable(
         wave_id=data.wave_id,
         instrument=data.instrument.slug,
@@ -640,4 +644,5 @@ def build_table(
         flags=tuple(flags),
         comments=comments,
         participation=participation,
+        drivers=found_drivers,
     )

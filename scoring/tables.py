@@ -43,7 +43,9 @@ JSON (``ResultTable.to_dict()``); every float is a JSON number or ``null`` (neve
       "comments": [{"unit": "sales", "suppressed": false, "reason": null,
                     "items": [{"item": "grow_text", "texts": ["...", "..."]}]}, ...],  # shuffled, no metadata
       "participation": [{"unit": "sales", "suppressed": false, "reason": null,
-                         "invited": 60, "responded": 41, "rate": 0.683}, ...]
+                         "invited": 60, "responded": 41, "rate": 0.683}, ...],
+      "drivers": {"relations": [[unit, outcome, construct, n, r, ci_low, ci_high], ...],   # scoring.drivers
+                  "focus_areas": [[unit, outcome, rank, construct, r, ...], ...], "fields": {...}}
     }
 
 Rules the JSON keeps:
@@ -64,12 +66,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
+
+from scoring.drivers import Drivers
 
 _Row = TypeVar("_Row")
 
@@ -525,6 +529,7 @@ class ResultTable:
     flags: tuple[Flag, ...] = ()
     comments: tuple[CommentCell, ...] = ()
     participation: tuple[ParticipationCell, ...] = ()
+    drivers: Drivers = field(default_factory=Drivers)  # correlations and focus areas (scoring.drivers)
 
     @cached_property
     def _unit_index(self) -> dict[str, int]:
@@ -593,6 +598,7 @@ class ResultTable:
                 for c in self.comments
             ],
             "participation": [p.__dict__.copy() for p in self.participation],
+            "drivers": self.drivers.to_dict(),
         }
 
     @classmethod
@@ -624,4 +630,5 @@ class ResultTable:
                 for c in d["comments"]
             ),
             participation=tuple(ParticipationCell(**p) for p in d["participation"]),
+            drivers=Drivers.from_dict(d.get("drivers")),  # absent in tables built before drivers existed
         )

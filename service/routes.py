@@ -10,6 +10,8 @@ from service.exports.endpoints import router as exports
 from service.health import router as health
 from service.instruments.endpoints import router as instruments
 from service.keys.endpoints import router as keys
+from service.outcomes.endpoints import router as outcomes
+from service.pilots.endpoints import router as pilots
 from service.results.endpoints import router as results
 from service.units.endpoints import router as units
 from service.waves.endpoints import router as waves
@@ -22,5 +24,5 @@ def include_routers(app: FastAPI) -> None:
     forms.install(app)
     hr.install(app)
     app.include_router(health)
-    for router in (instruments, units, waves, results, keys, audit, exports):
+    for router in (instruments, units, waves, results, outcomes, pilots, keys, audit, exports):
         app.include_router(router, prefix=API)

@@ -1,4 +1,5 @@
-"""The Parquet target: ``<root>/<table>/wave=<id>/part-0.parquet`` and ``<root>/manifest.json``.
+"""The Parquet target: ``<root>/<table>/wave=<id>/part-0.parquet``, ``<root>/outcomes/part-0.parquet`` and
+``<root>/manifest.json``.
 
 Writing is two-phase so that readers never see a half-written export. Phase one writes every new file under a
 hidden temporary name next to its final place (``.part-0.parquet.tmp``: DuckDB's and pyarrow's globs skip it);
@@ -23,7 +24,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from service.exports import outcomes
 from service.exports.schema import SCHEMA_VERSION, TABLES
+
+ALL_TABLES = (*TABLES, outcomes.NAME)  # the waves' tables, then the tables of their own
 
 MANIFEST = "manifest.json"
 PART = "part-0.parquet"
@@ -93,7 +97,7 @@ class FileTarget:
     def begin(self) -> None:
         """Start a run: forget nothing, but sweep temporary files a crashed run left behind."""
         self.root.mkdir(parents=True, exist_ok=True)
-        for stale in self.root.glob(f"*/wave=*/.*{TMP_SUFFIX}"):
+        for stale in [*self.root.glob(f"*/wave=*/.*{TMP_SUFFIX}"), *self.root.glob(f"*/.*{TMP_SUFFIX}")]:
             stale.unlink(missing_ok=True)
         (self.root / f".{MANIFEST}{TMP_SUFFIX}").unlink(missing_ok=True)
         manifest = self.read_manifest() or {}
@@ -129,12 +133,22 @@ class FileTarget:
         if failed is not None:
             raise failed
 
+    def write_table(self, name: str, table: pa.Table, *, check: Callable[[], None]) -> None:
+        """Phase one for a table of its own (not by wave, e.g. ``outcomes``): ``check`` first, then its file."""
+        check()
+        relative = f"{name}/{PART}"
+        entry, temporary = self._stage_file(None, name, table, self._entries.get(relative))
+        if temporary is not None:
+            self._staged.append((temporary, self.root / relative))
+        self._entries[relative] = entry
+
     def _stage_file(
-        self, wave_id: int, name: str, table: pa.Table, previous: Mapping[str, Any] | None
+        self, wave_id: int | None, name: str, table: pa.Table, previous: Mapping[str, Any] | None
     ) -> tuple[dict[str, Any], Path | None]:
         """One table as Parquet, its manifest entry, and its temporary file (None: the final file already has
-        these bytes, as the previous manifest says and its own checksum confirms)."""
-        relative = self.relative(name, wave_id)
+        these bytes, as the previous manifest says and its own checksum confirms). ``wave_id`` None: a table
+        of its own."""
+        relative = f"{name}/{PART}" if wave_id is None else self.relative(name, wave_id)
         data = write_parquet(table)
         digest = hashlib.sha256(data).hexdigest()
         final = self.root / relative
@@ -159,13 +173,13 @@ class FileTarget:
         self._entries = {p: e for p, e in self._entries.items() if e["wave_id"] != wave_id}
 
     def manifest(self, exported: Mapping[str, str]) -> dict[str, Any]:
-        files = sorted(self._entries.values(), key=lambda e: (TABLES.index(e["table"]), e["wave_id"]))
-        rows = {name: sum(e["rows"] for e in files if e["table"] == name) for name in TABLES}
+        files = sorted(self._entries.values(), key=lambda e: (ALL_TABLES.index(e["table"]), e["wave_id"] or 0))
+        rows = {name: sum(e["rows"] for e in files if e["table"] == name) for name in ALL_TABLES}
         return {
             "schema_version": SCHEMA_VERSION,
             "format": "parquet",
-            "partitioning": "hive: <table>/wave=<wave_id>/part-0.parquet",
-            "tables": {name: {"rows": rows[name], "key": None} for name in TABLES},
+            "partitioning": "hive: <table>/wave=<wave_id>/part-0.parquet; outcomes/part-0.parquet",
+            "tables": {name: {"rows": rows[name], "key": None} for name in ALL_TABLES},
             "waves": dict(sorted(exported.items(), key=lambda kv: int(kv[0]))),
             "files": files,
         }
@@ -180,7 +194,7 @@ class FileTarget:
             for name in TABLES:
                 shutil.rmtree(self.root / name / f"wave={wave_id}", ignore_errors=True)
         manifest = self.manifest(exported)
-        for name in TABLES:
+        for name in ALL_TABLES:
             manifest["tables"][name]["key"] = list(keys[name])
         data = (json.dumps(manifest, indent=2, sort_keys=False) + "\n").encode()
         path = self.root / MANIFEST

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.audit import record
 from service.config import Settings
 from service.db import transaction
-from service.exports import columns, lock
+from service.exports import columns, lock, outcomes
 from service.exports.files import FileTarget
 from service.exports.rows import WaveInfo, check_safe, decode, derive, finish
 from service.exports.schema import KEYS, TABLES
@@ -235,7 +235,7 @@ def run_export(
         try:
             with factory() as session:
                 todo = plan(session, target.display, full=full, waves=waves)
-            rows = dict.fromkeys(TABLES, 0)
+            rows = dict.fromkeys((*TABLES, outcomes.NAME), 0)
             exported = {w: b for w, b in todo.exported.items() if int(w) not in todo.removed}
             total = len(todo.waves)
             target.begin()
@@ -256,9 +256,13 @@ def run_export(
                     raise LockLost("the export lock lapsed and another run took it")
             for wave_id in todo.removed:
                 target.remove_wave(wave_id)
+            with factory() as session:
+                found = outcomes.load(session)  # every period's outcomes, whole on every run (a small table)
+            target.write_table(outcomes.NAME, found, check=partial(outcomes.check_safe, found))
+            rows[outcomes.NAME] = found.num_rows
             if not lock.heartbeat(factory, owner, lock_ttl):
                 raise LockLost("the export lock lapsed and another run took it")
-            checksum = target.commit(exported, KEYS)
+            checksum = target.commit(exported, {**KEYS, outcomes.NAME: outcomes.KEY})
             if progress is not None:
                 progress(total, total, "done")
         except Exception as exc:

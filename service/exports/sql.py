@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from service.exports import outcomes
 from service.exports.schema import KEYS, SCHEMA_VERSION, SCHEMAS, TABLES
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ def _sql_type(kind: pa.DataType) -> sa.types.TypeEngine[Any]:
         return sa.Boolean()
     if pa.types.is_timestamp(kind):
         return sa.DateTime(timezone=True)
+    if pa.types.is_date32(kind):
+        return sa.Date()
     if pa.types.is_list(kind):
         return sa.JSON()
     return sa.Text()
@@ -55,9 +58,10 @@ def _sql_type(kind: pa.DataType) -> sa.types.TypeEngine[Any]:
 def metadata(schema: str | None) -> sa.MetaData:
     """The exported tables as SQLAlchemy tables, plus ``export_meta`` (the schema version)."""
     meta = sa.MetaData(schema=schema)
-    for name in TABLES:
-        columns = [sa.Column(f.name, _sql_type(f.type), nullable=f.nullable) for f in SCHEMAS[name]]
-        sa.Table(name, meta, *columns, sa.PrimaryKeyConstraint(*KEYS[name], name=f"pk_{name}"))
+    shapes = [(name, SCHEMAS[name], KEYS[name]) for name in TABLES] + [(outcomes.NAME, outcomes.SCHEMA, outcomes.KEY)]
+    for name, fields, key in shapes:
+        columns = [sa.Column(f.name, _sql_type(f.type), nullable=f.nullable) for f in fields]
+        sa.Table(name, meta, *columns, sa.PrimaryKeyConstraint(*key, name=f"pk_{name}"))
     sa.Table("export_meta", meta, sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text()))
     return meta
 
@@ -200,6 +204,18 @@ class SqlTarget:
         for start in range(0, len(stale), CHUNK):
             chunk = stale[start : start + CHUNK]
             self._conn.execute(sa.delete(table).where(sa.tuple_(*key_columns).in_(chunk)))
+
+    def write_table(self, name: str, table: pa.Table, *, check: Callable[[], None]) -> None:
+        """A table of its own (not by wave, e.g. ``outcomes``): ``check`` first, then its rows replace the old
+        ones (small tables: a DELETE and an executemany, in the run's one transaction)."""
+        assert self._conn is not None, "begin() first"
+        check()
+        target = self._tables[name]
+        self._digest.update(f"{name}:{table.num_rows};".encode())
+        self._conn.execute(sa.delete(target))
+        records = table.to_pylist()
+        for start in range(0, len(records), CHUNK):
+            self._conn.execute(sa.insert(target), records[start : start + CHUNK])
 
     def remove_wave(self, wave_id: int) -> None:
         assert self._conn is not None, "begin() first"

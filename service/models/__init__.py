@@ -7,7 +7,9 @@ from service.models.export import ExportLock, ExportRun
 from service.models.hr_session import HrSession
 from service.models.instrument import PublishedInstrument
 from service.models.invitation import Invitation
+from service.models.outcome import OutcomeCount, OutcomePeriod
 from service.models.participation import ParticipationSnapshot
+from service.models.pilot import Pilot
 from service.models.response import Response
 from service.models.result import WaveResult
 from service.models.unit import Unit
@@ -21,7 +23,10 @@ __all__ = [
     "ExportRun",
     "HrSession",
     "Invitation",
+    "OutcomeCount",
+    "OutcomePeriod",
     "ParticipationSnapshot",
+    "Pilot",
     "PublishedInstrument",
     "Response",
     "Unit",

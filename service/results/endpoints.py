@@ -107,6 +107,28 @@ def get_comments(
 
 
 @router.get(
+    "/waves/{wave_id}/drivers",
+    summary="What goes with eNPS and the intention to stay, and where to look first",
+    response_model=schemas.Drivers,
+    responses={**ERRORS, **tabular.CSV_RESPONSE},
+)
+def get_drivers(
+    wave_id: int,
+    key: ResultsReader,
+    scope: ResultsScope,
+    session: SessionDep,
+    request: Request,
+    unit: Annotated[str | None, Query(max_length=100, description="a unit's key; default: all with drivers")] = None,
+) -> schemas.Drivers | Response:
+    """Per unit of at least 30 respondents: each construct's correlation with the outcomes, and its focus areas.
+    A manager key reads those of its own unit and the units below it."""
+    _wave, table = stored_table(session, wave_id)
+    out = published.drivers(table, unit, published.within(table, scope))
+    audit.record(session, key, "results.read", wave_id, view="drivers", unit=unit)
+    return tabular.drivers(out) if wants_csv(request) else out
+
+
+@router.get(
     "/units/{unit_key}/trend",
     summary="A construct over closed waves",
     response_model=schemas.Trend,

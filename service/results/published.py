@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from scoring import ResultCell, ResultTable
+from scoring.drivers import MIN_N, STRONG
 from service.auth import Scope
 from service.errors import NotFound, Unprocessable
 from service.instruments.loader import Instruments
@@ -280,3 +281,34 @@ def trend(session: Session, unit: str, construct: str, instruments: Instruments)
     if not known_unit:
         raise NotFound(f"no unit {unit!r}")
     return schemas.Trend(unit=unit, construct=construct, points=points)
+
+
+def drivers(table: ResultTable, unit: str | None, inside: Collection[str] | None = None) -> schemas.Drivers:
+    """Drivers and focus areas as the table stored them: of the unit asked, or of every unit that has them (with
+    ``inside``, a manager's part, only units in it)."""
+    relations: dict[str, list[schemas.Relation]] = {}
+    focus: dict[str, list[schemas.FocusArea]] = {}
+    for r in table.drivers.relations:
+        relations.setdefault(r.unit, []).append(schemas.Relation.model_validate(plain(r)))
+    for a in table.drivers.focus_areas:
+        focus.setdefault(a.unit, []).append(schemas.FocusArea.model_validate(plain(a)))
+    if unit is not None:
+        keys = _units(table, unit, inside)
+    else:
+        keys = [u.key for u in table.units if u.key in relations and (inside is None or u.key in inside)]
+    units = []
+    for key in keys:
+        cell = table.cell(key)
+        reason = None
+        if key not in relations:
+            reason = cell.reason if cell.suppressed else "too_few" if (cell.n or 0) < MIN_N else "withheld"
+        units.append(
+            schemas.UnitDrivers(
+                unit=key,
+                available=key in relations,
+                reason=reason,
+                relations=relations.get(key, []),
+                focus_areas=focus.get(key, []),
+            )
+        )
+    return schemas.Drivers(wave_id=table.wave_id, min_n=MIN_N, strong=STRONG, units=units)

@@ -217,3 +217,47 @@ class Trend(BaseModel):
 def plain(obj: Any) -> dict[str, Any]:
     """A frozen dataclass of ``scoring.tables`` as a dict for these models (tuples become lists on validation)."""
     return dict(obj.__dict__)
+
+
+class Relation(BaseModel):
+    """How a construct goes with an outcome among the unit's respondents: Pearson r, Fisher-z 95 % interval."""
+
+    outcome: str = Field(description="enps or intention_to_stay")
+    construct_id: str = Field(alias="construct")
+    n: int = Field(description="respondents with both")
+    r: float | None = Field(description="null below 30 respondents")
+    ci_low: float | None
+    ci_high: float | None
+
+
+class FocusArea(BaseModel):
+    """A construct that lags (index below the baseline) and goes with the outcome (r >= 0.3, interval above 0)."""
+
+    outcome: str
+    rank: int = Field(description="1 first: ranked by priority = r x (baseline - index)")
+    construct_id: str = Field(alias="construct")
+    r: float
+    ci_low: float
+    ci_high: float
+    index: float = Field(description="the construct's 0-100 index in the unit")
+    baseline: float = Field(description="the organisation's index (at the top: the mean index of its constructs)")
+    gap: float
+    priority: float
+
+
+class UnitDrivers(BaseModel):
+    unit: str
+    available: bool
+    reason: str | None = Field(
+        description="why there are none: the cell is hidden (its reason), too_few (under 30 respondents), or "
+        "withheld (the guard hid them so that no small group can be worked out)"
+    )
+    relations: list[Relation]
+    focus_areas: list[FocusArea]
+
+
+class Drivers(BaseModel):
+    wave_id: int
+    min_n: int = Field(description="respondents a cell needs for its correlations")
+    strong: float = Field(description="the r a focus area needs")
+    units: list[UnitDrivers]

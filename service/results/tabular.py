@@ -90,3 +90,21 @@ def trend(out: schemas.Trend) -> Response:
         rows.append([out.unit, out.construct_id, p.wave_id, p.wave, p.instrument, p.version, closed_at])
         rows[-1].extend([p.n, p.mean, p.ci_low, p.ci_high, p.favourable, p.index, p.suppressed, p.reason])
     return render(header, rows, f"unit-{out.unit}-{out.construct_id}-trend.csv")
+
+
+def drivers(out: schemas.Drivers) -> Response:
+    """One row per relation, with its focus-area figures where it is one; a unit without drivers is one row."""
+    header = ["unit", "outcome", "construct", "n", "r", "ci_low", "ci_high", "focus_rank", "index", "baseline", "gap"]
+    header += ["priority", "reason"]
+    rows: list[list[Any]] = []
+    for unit in out.units:
+        if not unit.available:
+            rows.append([unit.unit, *[None] * 11, unit.reason])
+            continue
+        focus = {(f.outcome, f.construct_id): f for f in unit.focus_areas}
+        for r in unit.relations:
+            f = focus.get((r.outcome, r.construct_id))
+            row = [unit.unit, r.outcome, r.construct_id, r.n, r.r, r.ci_low, r.ci_high]
+            row += [None] * 5 if f is None else [f.rank, f.index, f.baseline, f.gap, f.priority]
+            rows.append([*row, None])
+    return render(header, rows, f"wave-{out.wave_id}-drivers.csv")

@@ -28,7 +28,15 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/waves/{wave_id}/heatmap"): {"hr", "dashboard", "manager"},
     ("GET", "/api/v1/waves/{wave_id}/flags"): {"hr", "dashboard", "manager"},
     ("GET", "/api/v1/waves/{wave_id}/comments"): {"hr"},
+    ("GET", "/api/v1/waves/{wave_id}/drivers"): {"hr", "dashboard", "manager"},
     ("GET", "/api/v1/units/{unit_key}/trend"): {"hr", "dashboard", "manager"},
+    ("PUT", "/api/v1/outcomes"): {"hr"},
+    ("GET", "/api/v1/outcomes"): {"hr", "dashboard"},
+    ("POST", "/api/v1/pilots"): {"hr"},
+    ("GET", "/api/v1/pilots"): {"hr", "dashboard"},
+    ("GET", "/api/v1/pilots/{pilot_id}"): {"hr", "dashboard"},
+    ("DELETE", "/api/v1/pilots/{pilot_id}"): {"hr"},
+    ("GET", "/api/v1/pilots/{pilot_id}/effect"): {"hr", "dashboard"},
     ("GET", "/api/v1/keys"): {"admin"},
     ("POST", "/api/v1/keys"): {"admin"},
     ("DELETE", "/api/v1/keys/{key_id}"): {"admin"},
@@ -54,7 +62,9 @@ def test_matrix_names_every_route(app) -> None:
 
 
 def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -> int:
-    url = path.format(slug="career-safety", version=1, wave_id=999999, key_id=999999, unit_key="no-such-unit")
+    url = path.format(
+        slug="career-safety", version=1, wave_id=999999, key_id=999999, unit_key="no-such-unit", pilot_id=999999
+    )
     return client.request(method, url, headers=headers, json={}).status_code
 
 

@@ -51,7 +51,8 @@ def test_read_back_with_pyarrow_and_duckdb(app, client: TestClient, closed_wave:
     root = _root(file_settings)
     manifest = check_manifest(root)
     assert manifest["schema_version"] == 1
-    assert set(manifest["tables"]) == set(TABLES)
+    assert set(manifest["tables"]) == {*TABLES, "outcomes"}  # outcomes: a table of its own, here without rows
+    assert manifest["tables"]["outcomes"] == {"rows": 0, "key": ["period", "unit"]}
     assert (root / "cells" / f"wave={closed_wave.id}" / "part-0.parquet").is_file()
 
     # pyarrow: every (unit, column, construct) is there, hidden ones too, with the hive partition column.

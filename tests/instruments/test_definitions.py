@@ -9,6 +9,7 @@ from service.instruments.schema import Instrument, Text
 
 FULL = ("career-safety", 1)
 PULSE = ("career-pulse", 1)
+EXIT = ("exit", 1)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def pulse(shipped: dict[tuple[str, int], LoadedInstrument]) -> Instrument:
 
 def test_shipped_files_are_valid(shipped: dict[tuple[str, int], LoadedInstrument]) -> None:
     assert check_definitions(DEFINITIONS_DIR) == []
-    assert set(shipped) == {FULL, PULSE}
+    assert set(shipped) == {FULL, PULSE, EXIT}
     for (slug, version), loaded in shipped.items():
         assert loaded.path == DEFINITIONS_DIR / slug / f"{version}.yaml"
         assert len(loaded.sha256) == 64
@@ -141,7 +142,7 @@ def _texts(instrument: Instrument) -> list[tuple[str, Text]]:
     return texts
 
 
-@pytest.mark.parametrize("key", [FULL, PULSE])
+@pytest.mark.parametrize("key", [FULL, PULSE, EXIT])
 def test_every_text_in_dutch_and_english(
     shipped: dict[tuple[str, int], LoadedInstrument], key: tuple[str, int]
 ) -> None:
@@ -158,3 +159,27 @@ def test_privacy_text_states_the_limits(full: Instrument) -> None:
     for phrase in ("anonymous", "minimum size", "personal", "not even hr", "average of the others", "same answer"):
         assert phrase in privacy
     assert "five" in privacy and "vijf" in full.privacy.nl
+
+
+def test_the_exit_survey_asks_why_people_leave_and_what_kept_them_from_moving_inside(
+    shipped: dict[tuple[str, int], LoadedInstrument],
+) -> None:
+    exit_survey = shipped[EXIT].instrument
+    reasons = {"growth", "manager", "pay", "workload", "conflict", "personal"}
+    assert reasons <= {o.id for o in exit_survey.item("exit_reasons").options}
+    assert exit_survey.item("exit_reasons").type == "multi" and exit_survey.item("exit_reasons").required
+    assert reasons <= {o.id for o in exit_survey.item("exit_main_reason").options}
+    assert [o.id for o in exit_survey.item("exit_looked_inside").options] == ["applied", "looked", "did_not_look"]
+    stoppers = {o.id for o in exit_survey.item("exit_inside_stoppers").options}
+    assert {"vacancies_unknown", "manager", "seem_disloyal"} <= stoppers
+    assert exit_survey.item("exit_would_return").construct_id == "exit_come_back"
+    enps = exit_survey.item("exit_enps")
+    assert enps.type == "nps" and enps.required
+    rule = next(c for c in exit_survey.constructs if c.id == "exit_internal_options").flags.barrier
+    assert rule is not None and rule.item == "exit_inside_stoppers"
+    # its constructs are its own: leavers' answers never trend with, or count as a change against, those who stay
+    others = {c.id for key in (FULL, PULSE) for c in shipped[key].instrument.constructs}
+    assert not others & {c.id for c in exit_survey.constructs}
+    assert not {i.id for key in (FULL, PULSE) for i in shipped[key].instrument.items} & {
+        i.id for i in exit_survey.items
+    }

@@ -5,8 +5,8 @@ Downgrading turns a closing wave back into an open one (its window has ended: th
 clock) and gives a response without a day the day of the downgrade.
 
 Revision ID: b3c1f2a9d8e4
-Revises: f7ed851e4086
-Create Date: 2026-12-05 11:00:00.000000
+Revises: 463f7f8da975
+Create Date: 2026-12-05 12:00:00.000000
 """
 
 from collections.abc import Sequence
@@ -17,7 +17,7 @@ from alembic import op
 from service.models.base import UTCDateTime
 
 revision: str = "b3c1f2a9d8e4"
-down_revision: str | None = "f7ed851e4086"
+down_revision: str | None = "463f7f8da975"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
