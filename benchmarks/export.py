@@ -82,7 +82,7 @@ from service.exports.schema import KEYS, TABLES  # noqa: E402
 from service.exports.service import load_wave, run_export  # noqa: E402
 from service.exports.sql import SqlTarget, split_url  # noqa: E402
 from service.models import Base, PublishedInstrument, Unit, Wave, WaveResult  # noqa: E402
-from service.results.service import store  # noqa: E402
+from service.results.service import encode, store  # noqa: E402
 
 
 def _scoring_benchmark() -> Any:
@@ -186,7 +186,8 @@ def stored_database(folder: Path, table: Mapping[str, Any]) -> sessionmaker[Sess
         )
         session.flush()
         start = time.perf_counter()
-        store(session, table["wave_id"], table)
+        built_at = datetime.now(UTC)
+        store(session, table["wave_id"], encode(table), columns.of(table, built_at), built_at)
         print(f"stored as the service stores it (JSON + columnar copy) in {time.perf_counter() - start:.1f} s")
     return factory
 

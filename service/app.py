@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -17,8 +18,7 @@ from service.db import make_engine, make_sessionmaker
 from service.instruments.loader import load_definitions
 from service.instruments.registry import publish
 from service.middleware import BodyLimit, SecurityHeaders
-from service.results.service import install as install_results
-from service.scheduler import start_scheduler
+from service.scheduler import start_scheduler, wake
 
 log = logging.getLogger("peil")
 
@@ -29,12 +29,12 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     factory = make_sessionmaker(engine)
     instruments = load_definitions(settings.definitions_dir)
     secret = settings.secret()
-    install_results(instruments)  # a wave closing in this process (API or clock) builds its result table
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         publish(factory, instruments)
         jobs = start_scheduler(settings, factory, instruments) if scheduler else None
+        app.state.wake_close_worker = None if jobs is None else partial(wake, jobs)  # for HR's close
         try:
             yield
         finally:
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.state.sessionmaker = factory
     app.state.instruments = instruments
     app.state.secret = secret
+    app.state.wake_close_worker = None  # runs the close worker now, once the lifespan has started it
 
     errors.install(app)
     from service.routes import include_routers

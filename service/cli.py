@@ -27,15 +27,11 @@ app.add_typer(results_app, name="results")
 
 @app.callback()
 def _every_command() -> None:
-    """Any command that closes a wave (by the clock, a demo, an export) builds its result table, as the service does.
-
-    Its log records go through the same redaction as the service's: no answer, token or key in a cron mail.
-    """
+    """Every command's log records go through the same redaction as the service's: no answer, token or key in a
+    cron mail."""
     from service.logs import log_to_stderr
-    from service.results.service import install
 
     log_to_stderr()
-    install()
 
 
 def _alembic_config() -> Config:
@@ -266,11 +262,16 @@ def purge(
 
     from service.db import make_engine, make_sessionmaker, transaction
     from service.waves.purge import purge as purge_waves
+    from service.waves.purge import reclaim
 
     engine = make_engine(get_settings().database_url)
-    with transaction(make_sessionmaker(engine)) as session:
-        done = purge_waves(session, timedelta(days=older_than), actor="peil purge", dry_run=dry_run)
-    engine.dispose()
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            done = purge_waves(session, timedelta(days=older_than), actor="peil purge", dry_run=dry_run)
+        if not dry_run and any(not w.skipped for w in done):
+            reclaim(engine)  # the deleted answers must not linger in the files
+    finally:
+        engine.dispose()
     verb = "would delete" if dry_run else "deleted"
     for wave in done:
         if wave.skipped:
@@ -284,25 +285,31 @@ def purge(
 
 @results_app.command("rebuild")
 def results_rebuild(wave_id: int) -> None:
-    """Compute the result table of closed wave WAVE_ID again from its answers, and store it (audited)."""
-    from service import audit
-    from service.db import make_engine, make_sessionmaker, transaction
-    from service.errors import PeilError
-    from service.results.service import build
-    from service.waves import service as waves
+    """Compute the result table of closed wave WAVE_ID again from its answers, and store it (audited).
 
-    engine = make_engine(get_settings().database_url)
+    The same steps as the close job (``service.waves.close``), run now, under the wave's lease.
+    """
+    from service.db import make_engine, make_sessionmaker
+    from service.errors import PeilError
+    from service.instruments.loader import load_definitions
+    from service.waves import close
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
     try:
-        with transaction(make_sessionmaker(engine)) as session:
-            wave = waves.advance(session, waves.get(session, wave_id, for_update=True))
-            table = build(session, wave)
-            hidden = sum(cell.suppressed for cell in table.cells)
-            audit.record(session, "peil results rebuild", "results.rebuilt", wave.id, cells=len(table.cells))
+        done = close.rebuild(
+            make_sessionmaker(engine),
+            wave_id,
+            load_definitions(settings.definitions_dir),
+            actor="peil results rebuild",
+        )
     except PeilError as exc:
         typer.echo(f"peil: {exc.message}", err=True)
         raise typer.Exit(1) from exc
     finally:
         engine.dispose()
+    table = done.table
+    hidden = sum(cell.suppressed for cell in table.cells)
     typer.echo(
         f"wave {wave_id}: result table rebuilt, {len(table.cells)} cells ({hidden} hidden), {len(table.flags)} flags"
     )

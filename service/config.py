@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     mail_from: str | None = None  # the From header; default "Peil <noreply@{the host of base_url}>"
     mail_rate: float = Field(default=10.0, gt=0)  # messages a second, over all workers
     mail_interval_seconds: float = Field(default=5.0, gt=0)  # how often the mail job looks for work
+    # How long a closing wave stays with a close worker that stopped renewing its lease (it died) before
+    # another worker takes it over.
+    close_lease_seconds: float = Field(default=120.0, gt=0)
     # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed: addresses or CIDRs, separated by
     # commas or spaces. Empty: the connection's peer is the client (see service/clients.py).
     trusted_proxies: Annotated[list[str], NoDecode] = []

@@ -32,9 +32,9 @@ from service.invitations.sender import FileSender, folder_of
 from service.keys import repository as keys
 from service.models import Invitation, Unit, Wave, WaveResult
 from service.models.base import utcnow
-from service.results.service import install as install_results
 from service.units.schemas import UnitIn
 from service.units.service import upsert
+from service.waves import close
 from service.waves import service as waves
 from service.waves.participants import add_participants
 from service.waves.schemas import WaveCreate
@@ -149,7 +149,6 @@ def outbox(settings: Settings) -> Path:
 def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[str]:
     rng = np.random.default_rng(seed)
     loaded = load_definitions(settings.definitions_dir)
-    install_results(loaded)  # closing the demo wave below builds its result table, as a close by the API does
     full, pulse = loaded[("career-safety", 1)].instrument, loaded[("career-pulse", 1)].instrument
     engine = make_engine(settings.database_url)
     factory = make_sessionmaker(engine)
@@ -191,7 +190,6 @@ def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[st
             _respond(session, wave, full, secret, rng, low_safety, high_barriers)
             waves.close_wave(session, wave, utcnow())
             closed_id = wave.id
-            built = session.get(WaveResult, wave.id) is not None
             pulse_wave = waves.create(
                 session,
                 WaveCreate(
@@ -208,6 +206,9 @@ def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[st
             add_participants(session, pulse_wave, list(PULSE_PARTICIPANTS), secret=secret, max_rows=3)
             waves.open_wave(session, pulse_wave, now)
             pulse_wave_id = pulse_wave.id
+        close.run_due(factory, loaded)  # the close job, as the worker in `peil serve` runs it
+        with transaction(factory) as session:
+            built = session.get(WaveResult, closed_id) is not None
         sent = deliver(factory, settings, secret, loaded, sender=FileSender(outbox(settings)), waves={pulse_wave_id})
         yield (
             f"Demo organisation: {len(units)} units, {len(teams)} teams, {sum(sizes.values())} participants; "

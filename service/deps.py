@@ -7,9 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.config import Settings
-from service.instruments.loader import LoadedInstrument
-
-Instruments = dict[tuple[str, int], LoadedInstrument]
+from service.instruments.loader import Instruments
 
 
 def _settings(request: Request) -> Settings:

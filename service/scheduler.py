@@ -1,8 +1,10 @@
-"""Background jobs inside `peil serve`: the wave clock, the mail job (and, when configured, the export)."""
+"""Background jobs inside `peil serve`: the wave clock, the close worker, the mail job (and, when configured,
+the export)."""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -10,28 +12,32 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.db import transaction
-from service.instruments.loader import LoadedInstrument, load_definitions
+from service.instruments.loader import Instruments
 from service.invitations.delivery import deliver
 from service.models.base import utcnow
+from service.waves import close
 from service.waves import service as waves
 
 log = logging.getLogger("peil")
 
+CLOSE_JOB = "close"
 
-def tick(factory: sessionmaker[Session]) -> None:
-    """Open and close waves whose window says so. Every worker ticks; a wave closes exactly once."""
+
+def tick(factory: sessionmaker[Session], scheduler: BackgroundScheduler | None = None) -> None:
+    """Open waves and start closing waves whose window says so (every worker ticks; each change happens once),
+    then wake the close worker if a wave started closing."""
     try:
         with transaction(factory) as session:
             changed = waves.advance_all(session)
         if changed:
             log.info("clock: %d wave(s) changed state", changed)
+            if scheduler is not None:
+                wake(scheduler)
     except Exception:
         log.exception("clock tick failed; retrying at the next tick")
 
 
-def mail_job(
-    settings: Settings, factory: sessionmaker[Session], instruments: dict[tuple[str, int], LoadedInstrument]
-) -> None:
+def mail_job(settings: Settings, factory: sessionmaker[Session], instruments: Instruments) -> None:
     """Send what is due: invitations of open waves (whoever opened them), then reminder rounds. Every worker runs
     it; the mail lock lets one send at a time, so PEIL_MAIL_RATE holds for the whole service."""
     try:
@@ -41,6 +47,19 @@ def mail_job(
         return
     if done.sent or done.failed:
         log.info("mail: %d invitation(s) sent, %d refused for good", done.sent, done.failed)
+
+
+def close_job(settings: Settings, factory: sessionmaker[Session], instruments: Instruments) -> None:
+    """The close worker's turn: close every closing wave it can claim (``service.waves.close``)."""
+    try:
+        close.run_due(factory, instruments, lease=timedelta(seconds=settings.close_lease_seconds))
+    except Exception:
+        log.exception("close worker: could not look for closing waves; retrying at the next turn")
+
+
+def wake(scheduler: BackgroundScheduler) -> None:
+    """Run the close worker now rather than at its next turn (a wave has just started closing)."""
+    scheduler.modify_job(CLOSE_JOB, next_run_time=utcnow())
 
 
 def export_job(settings: Settings, factory: sessionmaker[Session]) -> None:
@@ -60,22 +79,13 @@ def export_job(settings: Settings, factory: sessionmaker[Session]) -> None:
 
 
 def start_scheduler(
-    settings: Settings,
-    factory: sessionmaker[Session],
-    instruments: dict[tuple[str, int], LoadedInstrument] | None = None,
+    settings: Settings, factory: sessionmaker[Session], instruments: Instruments
 ) -> BackgroundScheduler:
-    """The clock, the mail job (its messages name the instruments: loaded here unless given) and the export."""
-    instruments = instruments if instruments is not None else load_definitions(settings.definitions_dir)
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(
-        tick,
-        "interval",
-        seconds=settings.clock_interval_seconds,
-        args=[factory],
-        id="clock",
-        max_instances=1,
-        coalesce=True,
-    )
+    every = {"seconds": settings.clock_interval_seconds, "max_instances": 1, "coalesce": True}
+    scheduler.add_job(tick, "interval", args=[factory, scheduler], id="clock", **every)
+    # Also at each turn of the clock: closes that failed and are due again, and waves whose worker died.
+    scheduler.add_job(close_job, "interval", args=[settings, factory, instruments], id=CLOSE_JOB, **every)
     scheduler.add_job(
         mail_job,
         "interval",

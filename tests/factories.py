@@ -105,3 +105,16 @@ def invite(
 def open_wave(client: TestClient, hr: dict[str, str], wave_id: int) -> None:
     response = client.post(f"/api/v1/waves/{wave_id}/open", headers=hr)
     assert response.status_code == 200, response.text
+
+
+def close_wave(client: TestClient, app: FastAPI, hr: dict[str, str], wave_id: int) -> dict[str, Any]:
+    """HR closes the wave (202, closing at once), then the close job runs, as the worker in `peil serve` would;
+    returns the wave as the API shows it then (closed)."""
+    from service.waves import close
+
+    started = client.post(f"/api/v1/waves/{wave_id}/close", headers=hr)
+    assert started.status_code == 202 and started.json()["state"] == "closing", started.text
+    assert [c.wave_id for c in close.run_due(app.state.sessionmaker, app.state.instruments)] == [wave_id]
+    closed: dict[str, Any] = client.get(f"/api/v1/waves/{wave_id}", headers=hr).json()
+    assert closed["state"] == "closed", closed
+    return closed

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -19,7 +20,7 @@ from service.models import AuditEntry, Invitation, Response, Wave, WaveResult
 from service.models.base import utcnow
 from service.waves.purge import purged
 from tests.conftest import TEST_SECRET
-from tests.factories import create_wave, invite, make_key, open_wave, put_tree
+from tests.factories import close_wave, create_wave, invite, make_key, open_wave, put_tree
 from tests.forms.answers import all_answers, as_fields
 from tests.mail import mail_links
 
@@ -44,7 +45,7 @@ def _wave_with_answers(client: TestClient, app: FastAPI, hr: dict[str, str], nam
     for n, token in enumerate(tokens):
         assert client.post(f"/s/{token}", data=as_fields(all_answers(instrument, n))).status_code == 200
     if close:
-        assert client.post(f"/api/v1/waves/{wave['id']}/close", headers=hr).status_code == 200
+        close_wave(client, app, hr, wave["id"])
     return int(wave["id"])
 
 
@@ -61,8 +62,8 @@ def _closed_days_ago(engine: Engine, wave_id: int, days: float, *, with_results:
         )
         if not with_results:
             session.execute(delete(WaveResult).where(WaveResult.wave_id == wave_id))
-        elif session.get(WaveResult, wave_id) is None:  # the close hook of the results package is not loaded
-            session.add(WaveResult(wave_id=wave_id, engine="test", table=b"stored result table"))
+        else:
+            assert session.get(WaveResult, wave_id) is not None  # stored by the close job
 
 
 def _count(engine: Engine, model, wave_id: int) -> int:
@@ -127,3 +128,46 @@ def test_purge_deletes_old_answers_and_keeps_results(
 def test_purge_refuses_a_negative_age(peil: CliRunner, client: TestClient) -> None:
     result = peil.invoke(cli, ["purge", "--older-than", "-1"])
     assert result.exit_code == 2
+
+
+def test_purge_leaves_no_trace_of_the_answers_in_the_files(
+    client: TestClient, app: FastAPI, engine: Engine, settings, peil: CliRunner
+) -> None:
+    """After the purge the storage is rewritten (VACUUM): on SQLite the deleted answers' bytes are in neither the
+    database file nor its write-ahead log; on PostgreSQL the table lives in a new file."""
+    hr = make_key(app, "hr", "HR Anna")
+    put_tree(client, hr)
+    wave = create_wave(client, hr, name="Long ago")
+    emails = invite(client, hr, wave["id"], per_team=1, teams=["team1"])
+    open_wave(client, hr, wave["id"])
+    [token] = mail_links(app, emails)
+    instrument = app.state.instruments[("career-safety", 1)].instrument
+    [text_item] = [item.id for item in instrument.items if item.type == "text"]
+    secret = "Vertrouwelijk-" + "x" * 40
+    answers = {**all_answers(instrument, 0), text_item: secret}
+    assert client.post(f"/s/{token}", data=as_fields(answers)).status_code == 200
+    close_wave(client, app, hr, wave["id"])
+    _closed_days_ago(engine, wave["id"], 40)
+
+    def files() -> bytes:
+        path = Path(settings.database_url.removeprefix("sqlite:///"))
+        return b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+
+    def filenode() -> int:
+        with engine.connect() as conn:
+            return int(conn.scalar(text("SELECT pg_relation_filenode('responses')")))
+
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:
+        raw = engine.raw_connection()  # outside a transaction: the answer in the file itself, not only in the log
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+        raw.close()
+        assert secret.encode() in files()
+    else:
+        before = filenode()
+    result = peil.invoke(cli, ["purge", "--older-than", "30"])
+    assert result.exit_code == 0 and "deleted 1 responses" in result.output, result.output
+    if sqlite:
+        assert secret.encode() not in files()
+    else:
+        assert filenode() != before

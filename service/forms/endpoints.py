@@ -197,8 +197,8 @@ def _unavailable(request: Request, lang: Lang | None) -> HTMLResponse:
 
 
 def _not_taking_answers(request: Request, lang: Lang, link: service.Link, *, posted: bool) -> HTMLResponse:
-    """A wave that is not open yet (200 to look at, 409 to post to) or closed (410)."""
-    if link.state == "closed":
+    """A wave that is not open yet (200 to look at, 409 to post to) or closing or closed (410)."""
+    if link.state in ("closing", "closed"):
         return _message(request, lang, "closed", 410)
     words = i18n.WORDS[lang]
     planned = link.opens_at > utcnow()
@@ -256,7 +256,7 @@ def _open_link(request: Request, db: Connection, token: str) -> _Link | None:
     found = service.open_link(db, token)  # one round trip for the invitation and its wave
     if found is None:
         return None
-    if found.clock_due(utcnow()):  # the wave's window has begun or ended: the clock opens or closes it now
+    if found.clock_due(utcnow()):  # the window has begun or ended: the clock opens or freezes it (builds nothing)
         with writing(db), Session(bind=db) as session:
             found = found.with_wave(waves.advance(session, waves.get(session, found.wave_id)))
             session.flush()

@@ -136,9 +136,9 @@ class Link:
     version: int
 
     def clock_due(self, now: datetime) -> bool:
-        """True when the clock opens or closes the wave (``waves.advance`` would change it)."""
+        """True when the clock opens the wave or starts closing it (``waves.advance`` would change it)."""
         return (self.state == "draft" and self.opens_at <= now < self.closes_at) or (
-            self.state != "closed" and self.closes_at <= now
+            self.state in ("draft", "open") and self.closes_at <= now
         )
 
     def with_wave(self, wave: Wave) -> Link:

@@ -34,6 +34,9 @@ class LoadedInstrument:
     sha256: str
 
 
+Instruments = dict[tuple[str, int], LoadedInstrument]  # the loaded definitions, by (slug, version)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong in an instrument file.
@@ -220,7 +223,7 @@ def check_definitions(root: Path) -> list[Problem]:
     return _scan(root)[1]
 
 
-def load_definitions(root: Path) -> dict[tuple[str, int], LoadedInstrument]:
+def load_definitions(root: Path) -> Instruments:
     """Load every instrument under ``root``, keyed by ``(slug, version)``.
 
     Raises

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import links
 from service.config import Settings
 from service.db import transaction
-from service.instruments.loader import LoadedInstrument
+from service.instruments.loader import Instruments
 from service.invitations import contact, lock, mail
 from service.invitations.sender import Refused, Sender, ServerUnavailable, open_sender
 from service.models import Invitation, ReminderRound, Response, Wave
@@ -40,8 +40,6 @@ LONGEST_RETRY = timedelta(hours=1)
 REMINDER_BATCH = 50
 INVITATION_BATCH = 200
 _CURSOR = b"reminder-cursor"
-
-Instruments = dict[tuple[str, int], LoadedInstrument]
 
 
 @dataclass

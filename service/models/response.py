@@ -1,7 +1,10 @@
 """Responses: the answers behind one link, tied to nothing but a keyed hash of the token.
 
-A response holds no invitation or participant id, a random id, the date of the last change and no time.
-On SQLite the table has no rowid, so not even the physical order of rows follows the order of answering.
+A response holds no invitation or participant id, a random id, and while its wave is open the date of the last
+change (no time). On SQLite the table has no rowid, so not even the physical order of rows follows the order of
+answering. When the wave closes, its responses are written again as fresh rows, with new ids, in a random
+order, without the date (``service.waves.close``): neither the order of rows on disk nor their transaction ids
+nor a date then says when anyone answered.
 """
 
 from __future__ import annotations
@@ -31,4 +34,4 @@ class Response(Base):
     token_mac: Mapped[str] = mapped_column(String(64), unique=True)
     answers: Mapped[dict[str, Any]]
     complete: Mapped[bool] = mapped_column(default=False)
-    answered_on: Mapped[date]
+    answered_on: Mapped[date | None]

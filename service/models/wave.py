@@ -1,22 +1,28 @@
-"""Survey waves: one run of an instrument for a population, with a window and a minimum group size."""
+"""Survey waves: one run of an instrument for a population, with a window and a minimum group size.
+
+``draft -> open -> closing -> closed``: a closing wave takes no answers, and its close job (``service.waves.close``)
+builds and stores its result table, then marks it closed. The ``close_*`` columns are that job's state, on the
+wave itself so that HR sees it: how often it ran, why it last failed, when it may run again, and which worker
+holds it (a lease that lapses if that worker dies).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import CheckConstraint, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.models.base import Base, utcnow
 
-STATES = ("draft", "open", "closed")
+STATES = ("draft", "open", "closing", "closed")
 
 
 class Wave(Base):
     __tablename__ = "waves"
     __table_args__ = (
-        CheckConstraint("state IN ('draft', 'open', 'closed')", name="state"),
+        CheckConstraint("state IN ('draft', 'open', 'closing', 'closed')", name="state"),
         CheckConstraint("min_group_size >= 3", name="min_group_size"),
         CheckConstraint("closes_at > opens_at", name="window"),
     )
@@ -36,3 +42,8 @@ class Wave(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     opened_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    close_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    close_error: Mapped[str | None] = mapped_column(Text)
+    close_retry_at: Mapped[datetime | None]
+    close_owner: Mapped[str | None] = mapped_column(String(100))
+    close_lease_until: Mapped[datetime | None]

@@ -23,11 +23,12 @@ from scoring.effects import Effect as Found
 from scoring.effects import Group, Measure, PilotEffect, Point, pilot_effect, pool, rate, remainder
 from scoring.outcomes import OutcomeTable
 from service.errors import Unprocessable
+from service.instruments.loader import Instruments
 from service.models import Pilot, Wave
 from service.outcomes import service as outcomes
 from service.pilots import messages
 from service.pilots.schemas import OUTCOMES, Effect, EffectGroups, EffectPoint, Estimate, GroupFigures
-from service.results.service import Instruments, table_of
+from service.results.service import table_of
 
 USEFUL_SCALE_SHARE = 0.10  # a construct's effect that matters: a tenth of its scale (0.4 on 1-5, 0.6 on 1-7)
 USEFUL_RATE = 0.05  # a rate's effect that matters: 5 percentage points

@@ -14,7 +14,6 @@ from service.errors import NotFound
 from service.results import published, schemas, tabular
 from service.results.service import stored_table
 from service.units import service as units
-from service.waves import service as waves
 
 router = APIRouter(tags=["results"])
 
@@ -22,7 +21,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no or unknown API key"},
     403: {"description": "the key's role may not call this"},
     404: {"description": "no such wave or unit (for a manager key: none in its part), or no stored results"},
-    409: {"description": "the wave is not closed: results exist only for closed waves"},
+    409: {"description": "the wave is not closed (results exist only for closed waves) or still closing"},
 }
 
 
@@ -155,7 +154,6 @@ def get_trend(
     inside = scope.within(units.parents(session))
     if inside is not None and unit_key not in inside:
         raise NotFound(f"no unit {unit_key!r}")
-    waves.advance_all(session)
     out = published.trend(session, unit_key, construct, instruments)
     audit.record(session, key, "results.read", view="trend", unit=unit_key, construct=construct)
     return tabular.trend(out) if wants_csv(request) else out

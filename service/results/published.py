@@ -15,10 +15,11 @@ from scoring import ResultCell, ResultTable
 from scoring.drivers import MIN_N, STRONG
 from service.auth import Scope
 from service.errors import NotFound, Unprocessable
+from service.instruments.loader import Instruments
 from service.models import Unit, Wave
 from service.results import schemas
 from service.results.schemas import plain
-from service.results.service import Instruments, table_of
+from service.results.service import table_of
 
 Out = TypeVar("Out", bound=BaseModel)
 

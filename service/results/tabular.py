@@ -12,7 +12,6 @@ from fastapi import Response
 
 from service.results import schemas
 from service.spreadsheets import csv_text
-from service.waves.schemas import Participation
 
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "JSON, or CSV with Accept: text/csv"}
@@ -91,14 +90,6 @@ def trend(out: schemas.Trend) -> Response:
         rows.append([out.unit, out.construct_id, p.wave_id, p.wave, p.instrument, p.version, closed_at])
         rows[-1].extend([p.n, p.mean, p.ci_low, p.ci_high, p.favourable, p.index, p.suppressed, p.reason])
     return render(header, rows, f"unit-{out.unit}-{out.construct_id}-trend.csv")
-
-
-def participation(out: Participation) -> Response:
-    header = ["unit", "name", "parent", "invited", "responded", "rate", "suppressed", "reason"]
-    rows = [
-        [u.unit_key, u.name, u.parent_key, u.invited, u.responded, u.rate, u.suppressed, u.reason] for u in out.units
-    ]
-    return render(header, rows, f"wave-{out.wave_id}-participation.csv")
 
 
 def drivers(out: schemas.Drivers) -> Response:

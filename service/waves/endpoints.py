@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 
 from service import audit
 from service.auth import HR, Reader, ResultsScope
@@ -13,12 +13,11 @@ from service.db import SessionDep
 from service.deps import InstrumentsDep, SettingsDep, wants_csv
 from service.errors import Unprocessable
 from service.invitations.service import mail_counts
-from service.results import tabular
 from service.results.tabular import CSV_RESPONSE
 from service.spreadsheets import csv_text
 from service.waves import participants, service
+from service.waves.participation import as_csv, within
 from service.waves.participation import participation as participation_of
-from service.waves.participation import within
 from service.waves.schemas import (
     ParticipantsRemoval,
     ParticipantsRemoved,
@@ -91,12 +90,17 @@ def open_wave(wave_id: int, key: HR, session: SessionDep) -> Wave:
     return _out(session, wave)
 
 
-@router.post("/waves/{wave_id}/close", summary="Close a wave now", responses={**ERRORS, 409: {}})
-def close_wave(wave_id: int, key: HR, session: SessionDep) -> Wave:
-    """open -> closed; the wave's result table is computed once, now, and its participants' contacts erased."""
+@router.post("/waves/{wave_id}/close", status_code=202, summary="Close a wave now", responses={**ERRORS, 409: {}})
+def close_wave(wave_id: int, key: HR, session: SessionDep, request: Request, after: BackgroundTasks) -> Wave:
+    """open -> closing, at once: the wave takes no more answers, and the close job builds and stores its result
+    table in the background, then marks it closed (results answer 409 until then; `GET /waves/{id}` shows how
+    the job goes)."""
     wave = service.advance(session, service.get(session, wave_id, for_update=True))
     service.close_wave(session, wave)
     audit.record(session, key, "wave.closed", wave.id)
+    wake = request.app.state.wake_close_worker
+    if wake is not None:
+        after.add_task(wake)  # once the response is sent, so after the commit
     return _out(session, wave)
 
 
@@ -200,4 +204,4 @@ def get_participation(
     """Invited, responded and rate per unit, rolled up, under the results' guard (JSON, or CSV on request); a
     manager key gets the units of its own part."""
     out = within(participation_of(session, service.advance(session, service.get(session, wave_id))), scope)
-    return tabular.participation(out) if wants_csv(request) else out
+    return as_csv(out) if wants_csv(request) else out

@@ -202,8 +202,8 @@ def remove_participants(session: Session, wave: Wave, raw_emails: list[str], *, 
     none tells whether they had answered), but their contact is erased and their link stops working: no mail
     reaches a mailbox that may now be read by someone else. Responses are never touched.
     """
-    if wave.state == "closed":
-        raise Conflict("a closed wave's participants are final (their contacts are already erased)")
+    if wave.state in ("closing", "closed"):
+        raise Conflict(f"a {wave.state} wave's participants are final (their contacts are erased as it closes)")
     errors: list[dict[str, Any]] = []
     macs: dict[str, int] = {}
     for number, raw in enumerate(raw_emails, start=1):

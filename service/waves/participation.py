@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
+from fastapi import Response
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -25,6 +26,7 @@ from service.auth import Scope
 from service.models import ParticipationSnapshot, Wave
 from service.models.base import utcnow
 from service.results.service import table_of
+from service.results.tabular import render
 from service.units.service import Tree, load_tree
 from service.waves.schemas import Participation, ParticipationRow
 from service.waves.service import counts_per_unit
@@ -110,3 +112,11 @@ def within(out: Participation, scope: Scope) -> Participation:
     if inside is None:
         return out
     return out.model_copy(update={"units": [row for row in out.units if row.unit_key in inside]})
+
+
+def as_csv(out: Participation) -> Response:
+    header = ["unit", "name", "parent", "invited", "responded", "rate", "suppressed", "reason"]
+    rows = [
+        [u.unit_key, u.name, u.parent_key, u.invited, u.responded, u.rate, u.suppressed, u.reason] for u in out.units
+    ]
+    return render(header, rows, f"wave-{out.wave_id}-participation.csv")

@@ -3,7 +3,8 @@
 A closed wave's result table (``wave_results``) was computed once from all its answers, and dashboards, the
 export and its files read only that table. After the retention period the individual answers are no longer
 needed, and data that is not kept cannot leak. Only waves whose table is stored are purged: answers of a
-wave without results are never thrown away unseen. Each purge is written to the audit log.
+wave without results are never thrown away unseen. Each purge is written to the audit log, and afterwards
+``reclaim`` rewrites the storage so that the deleted answers do not linger in the database's files.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import Engine, delete, exists, func, select, text
 from sqlalchemy.orm import Session
 
 from service import audit
@@ -69,3 +70,28 @@ def purge(
 def purged(session: Session, wave_id: int) -> bool:
     """True when the wave's answers were purged: its stored results can no longer be rebuilt from them."""
     return bool(session.scalar(select(exists().where(AuditEntry.wave_id == wave_id, AuditEntry.action == ACTION))))
+
+
+def reclaim(engine: Engine) -> None:
+    """Rewrite the storage after a purge, outside any transaction, so that the deleted rows' bytes are gone.
+
+    SQLite: ``VACUUM`` rebuilds the file (under the service's write lock, as any writer), then a checkpoint
+    empties the write-ahead log, which holds the pages VACUUM wrote. PostgreSQL: ``VACUUM FULL responses``
+    writes the table into a new file and drops the old one; it locks the table meanwhile (saves wait).
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM FULL responses"))
+        return
+    raw = engine.raw_connection()
+    try:
+        sqlite = raw.driver_connection
+        assert sqlite is not None
+        sqlite.hold_write_lock()
+        try:
+            sqlite.execute("VACUUM")
+            sqlite.execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+        finally:
+            sqlite.let_go()
+    finally:
+        raw.close()

@@ -67,13 +67,16 @@ class Wave(BaseModel):
     closes_at: datetime
     min_group_size: int
     attributes: list[str]
-    state: Literal["draft", "open", "closed"]
+    state: Literal["draft", "open", "closing", "closed"]
     created_at: datetime
     opened_at: datetime | None
-    closed_at: datetime | None
+    closed_at: datetime | None = Field(description="when the wave stopped taking answers")
     language: Language = "nl"
     invited: int = 0
     mail: MailCounts = Field(default_factory=MailCounts)
+    close_attempts: int = Field(default=0, description="runs of the close job on this wave so far")
+    close_error: str | None = Field(default=None, description="why the close job's last run failed, while closing")
+    close_retry_at: datetime | None = Field(default=None, description="when the close job runs again after it")
 
 
 class WaveList(BaseModel):

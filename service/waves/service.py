@@ -1,34 +1,27 @@
-"""Waves: validation, the state machine draft -> open -> closed (by API or by the clock), counts per unit."""
+"""Waves: validation, the state machine draft -> open -> closing -> closed (by API or by the clock), counts.
+
+Closing here is only the state change that stops a wave taking answers (``freeze``): the close job
+(``service.waves.close``) builds and stores its result table and marks it closed, outside any request.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from service import audit
 from service.errors import Conflict, NotFound, Unprocessable
-from service.instruments.loader import LoadedInstrument
-from service.invitations.service import erase_contacts
+from service.instruments.loader import Instruments
 from service.models import Invitation, Response, Wave
 from service.models.base import utcnow
 from service.waves.schemas import WaveCreate, WaveUpdate
 
 MAX_WINDOW = timedelta(days=366)
-MAX_VALUES_PER_ATTRIBUTE = 50
-MAX_REPORTED_ROW_ERRORS = 100
 
-Instruments = dict[tuple[str, int], LoadedInstrument]
-CloseHook = Callable[[Session, Wave], None]
-
-_close_hooks: list[CloseHook] = []
-
-
-def on_close(hook: CloseHook) -> CloseHook:
-    """Register work to run in the transaction that closes a wave (building its result table)."""
-    _close_hooks.append(hook)
-    return hook
+CLOCK = "clock"  # the audit log's name for the wave clock
+TAKING_ANSWERS = ("draft", "open")  # the states a wave can be closed from (a draft by its window's end)
 
 
 def get(session: Session, wave_id: int, *, for_update: bool = False) -> Wave:
@@ -77,8 +70,8 @@ def create(session: Session, data: WaveCreate, instruments: Instruments, default
 
 def update_wave(session: Session, wave: Wave, data: WaveUpdate) -> Wave:
     changes = data.model_dump(exclude_unset=True, exclude_none=True)  # null means "no change", like absent
-    if wave.state == "closed":
-        raise Conflict("a closed wave cannot change")
+    if wave.state in ("closing", "closed"):
+        raise Conflict(f"a {wave.state} wave cannot change")
     if wave.state == "open":
         fixed = sorted({"min_group_size", "attributes", "opens_at"} & changes.keys())
         if fixed:
@@ -111,41 +104,52 @@ def open_wave(session: Session, wave: Wave, now: datetime | None = None) -> Wave
 
 
 def close_wave(session: Session, wave: Wave, now: datetime | None = None) -> Wave:
+    """HR closes an open wave now: it stops taking answers and its close job is due (the caller's 202)."""
     now = now or utcnow()
     if wave.state != "open":
         raise Conflict(f"only an open wave can close; this one is {wave.state}")
-    _close(session, wave, now)
+    freeze(session, wave, now)
     return wave
 
 
-def _close(session: Session, wave: Wave, now: datetime) -> bool:
-    """Close ``wave`` unless another worker got there first; the winner runs the close hooks."""
+def freeze(session: Session, wave: Wave, now: datetime) -> bool:
+    """open (or draft) -> closing, unless another request or worker got there first; True for the winner.
+
+    One conditional UPDATE: on PostgreSQL it waits for saves holding their share lock on the wave row, and every
+    later save sees the wave closing; on SQLite it holds the one write lock. No answer lands after it.
+    """
     session.flush()  # the refresh below reloads the row: write this session's pending changes first
     result = session.execute(
         update(Wave)
-        .where(Wave.id == wave.id, Wave.state != "closed")
-        .values(state="closed", closed_at=now, closes_at=min(wave.closes_at, now))
+        .where(Wave.id == wave.id, Wave.state.in_(TAKING_ANSWERS))
+        .values(
+            state="closing",
+            closed_at=now,
+            closes_at=min(wave.closes_at, now),
+            close_attempts=0,
+            close_error=None,
+            close_retry_at=None,
+        )
     )
     session.refresh(wave)
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    erase_contacts(session, wave.id, now)  # no mail for a closed wave: its sealed emails and tokens go
-    for hook in _close_hooks:
-        hook(session, wave)
-    return True
+    won: bool = result.rowcount == 1  # type: ignore[attr-defined]
+    return won
 
 
 def advance(session: Session, wave: Wave, now: datetime | None = None) -> Wave:
-    """Apply the clock: a draft whose window has begun opens; a wave whose window has ended closes."""
+    """Apply the clock: a draft whose window has begun opens; a wave whose window has ended starts closing.
+    Both are cheap state changes (nothing is built here), audited under the clock's name."""
     now = now or utcnow()
     if wave.state == "draft" and wave.opens_at <= now < wave.closes_at:
-        session.flush()  # as in _close: the refresh must not drop pending changes
-        session.execute(
+        session.flush()  # as in freeze: the refresh must not drop pending changes
+        opened = session.execute(
             update(Wave).where(Wave.id == wave.id, Wave.state == "draft").values(state="open", opened_at=now)
         )
         session.refresh(wave)
-    if wave.state != "closed" and wave.closes_at <= now:
-        _close(session, wave, now)
+        if opened.rowcount == 1:  # type: ignore[attr-defined]
+            audit.record(session, CLOCK, "wave.opened", wave.id)
+    if wave.state in TAKING_ANSWERS and wave.closes_at <= now and freeze(session, wave, now):
+        audit.record(session, CLOCK, "wave.closed", wave.id)
     return wave
 
 
@@ -154,7 +158,8 @@ def advance_all(session: Session, now: datetime | None = None) -> int:
     now = now or utcnow()
     due = session.scalars(
         select(Wave).where(
-            ((Wave.state == "draft") & (Wave.opens_at <= now)) | ((Wave.state != "closed") & (Wave.closes_at <= now))
+            ((Wave.state == "draft") & (Wave.opens_at <= now))
+            | (Wave.state.in_(TAKING_ANSWERS) & (Wave.closes_at <= now))
         )
     ).all()
     for wave in due:

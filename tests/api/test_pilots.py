@@ -14,10 +14,12 @@ from sqlalchemy import select
 
 from scoring import build_table
 from scoring.spec import WaveData
+from service.exports import columns
 from service.instruments.loader import to_spec
 from service.models import AuditEntry, Wave
+from service.models.base import utcnow
 from service.results.data import org_tree
-from service.results.service import store
+from service.results.service import encode, store
 from service.units.service import load_tree
 from tests.api.test_outcomes import COUNTS
 from tests.factories import make_key, put_tree
@@ -221,7 +223,8 @@ def _closed_wave(app: FastAPI, db, name: str, opens: datetime, closes: datetime,
         invited=np.bincount(unit, minlength=len(tree.keys)),
         invited_attributes={},
     )
-    store(db, wave.id, build_table(data).to_dict())
+    table, built_at = build_table(data).to_dict(), utcnow()
+    store(db, wave.id, encode(table), columns.of(table, built_at), built_at)
     db.commit()
     return wave.id
 

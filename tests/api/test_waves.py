@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from service import links
 from service.db import transaction
 from service.invitations.sender import FileSender
-from service.models import Invitation, Wave
+from service.models import AuditEntry, Invitation, Wave
+from service.waves import close
 from service.waves import service as waves
 from service.waves.participants import add_participants
 from tests.factories import create_wave, invite, make_key, open_wave, participants, put_tree, small_tree, wave_body
@@ -58,7 +59,7 @@ def test_invalid_waves_are_refused(client: TestClient, hr, overrides, field) -> 
     assert client.get("/api/v1/waves", headers=hr).json()["waves"] == []
 
 
-def test_state_machine_by_api(client: TestClient, hr) -> None:
+def test_state_machine_by_api(client: TestClient, hr, app) -> None:
     wave = create_wave(client, hr)
     wid = wave["id"]
     assert client.post(f"/api/v1/waves/{wid}/close", headers=hr).status_code == 409  # draft cannot close
@@ -68,12 +69,18 @@ def test_state_machine_by_api(client: TestClient, hr) -> None:
     assert client.post(f"/api/v1/waves/{wid}/open", headers=hr).status_code == 409
     fixed = client.patch(f"/api/v1/waves/{wid}", json={"min_group_size": 3}, headers=hr)
     assert fixed.status_code == 409 and "min_group_size" in fixed.json()["error"]["message"]
-    closed = client.post(f"/api/v1/waves/{wid}/close", headers=hr)
-    assert closed.status_code == 200 and closed.json()["state"] == "closed"
-    late = {"unit_key": "team1", "email": "late@example.com", "attributes": {"tenure_band": "<1", "location": "A"}}
-    assert (
-        client.post(f"/api/v1/waves/{wid}/participants", json={"participants": [late]}, headers=hr).status_code == 409
-    )
+    closing = client.post(f"/api/v1/waves/{wid}/close", headers=hr)
+    assert closing.status_code == 202 and closing.json()["state"] == "closing"  # at once: the job builds later
+    assert closing.json()["closed_at"] is not None and closing.json()["close_attempts"] == 0
+    for state in ("closing", "closed"):
+        assert client.post(f"/api/v1/waves/{wid}/close", headers=hr).status_code == 409
+        assert client.patch(f"/api/v1/waves/{wid}", json={"name": "later"}, headers=hr).status_code == 409
+        joining = {"participants": [{"unit_key": "team1", "email": "late@example.com", "attributes": {}}]}
+        assert client.post(f"/api/v1/waves/{wid}/participants", json=joining, headers=hr).status_code == 409
+        if state == "closing":
+            assert [c.wave_id for c in close.run_due(app.state.sessionmaker, app.state.instruments)] == [wid]
+    shown = client.get(f"/api/v1/waves/{wid}", headers=hr).json()
+    assert shown["state"] == "closed" and shown["close_attempts"] == 1 and shown["close_error"] is None
 
 
 def test_state_machine_by_clock(client: TestClient, hr, app) -> None:
@@ -84,8 +91,14 @@ def test_state_machine_by_clock(client: TestClient, hr, app) -> None:
         waves.advance(session, row, now=row.opens_at + timedelta(minutes=1))
         assert row.state == "open"
         assert waves.advance_all(session, now=row.closes_at + timedelta(seconds=1)) == 1
-        assert row.state == "closed"
+        assert row.state == "closing"  # the clock only freezes the wave: the close job builds
+        assert waves.advance_all(session, now=row.closes_at + timedelta(seconds=2)) == 0
+    assert client.get(f"/api/v1/waves/{wave['id']}", headers=hr).json()["state"] == "closing"
+    assert [c.wave_id for c in close.run_due(app.state.sessionmaker, app.state.instruments)] == [wave["id"]]
     assert client.get(f"/api/v1/waves/{wave['id']}", headers=hr).json()["state"] == "closed"
+    with app.state.sessionmaker() as session:  # the clock's changes are audited under its name
+        clock = session.scalars(select(AuditEntry).where(AuditEntry.key_name == "clock").order_by(AuditEntry.id))
+        assert [(e.action, e.wave_id) for e in clock] == [("wave.opened", wave["id"]), ("wave.closed", wave["id"])]
 
 
 def test_participants_answer_counts_and_links_go_by_mail(client: TestClient, hr, app) -> None:
@@ -252,5 +265,5 @@ def test_closing_keeps_changes_made_in_the_same_transaction(client: TestClient, 
         waves.close_wave(session, row)
     with app.state.sessionmaker() as session:
         stored = waves.get(session, wave["id"])
-        assert stored.state == "closed"
+        assert stored.state == "closing"
         assert stored.attribute_values == {name: ["x"] for name in stored.attributes}

@@ -18,7 +18,7 @@ from service.config import Settings
 from service.exports.service import run_export
 from service.models import ExportRun
 from tests.conftest import PG_ADMIN_URL, _postgres_available
-from tests.factories import create_wave, make_key, open_wave, put_tree, small_tree
+from tests.factories import close_wave, create_wave, make_key, open_wave, put_tree, small_tree
 from tests.forms.answers import answer_for, as_fields
 from tests.mail import mail_links
 
@@ -83,8 +83,7 @@ def close_wave_with_answers(
         response = client.post(f"/s/{token}", data=as_fields(answers))
         assert response.status_code == 200, response.text
         respondents.append(Respondent(token, teams[n // per_team], answers))
-    closed = client.post(f"/api/v1/waves/{wave['id']}/close", headers=hr)
-    assert closed.status_code == 200, closed.text
+    close_wave(client, app, hr, wave["id"])
     parents = {u["key"]: u["parent_key"] for u in small_tree()}
     return ClosedWave(wave["id"], hr, respondents, parents)
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from service.config import Settings
 from service.exports import files
 from service.exports.schema import TABLES
-from service.models import ExportLock, ExportRun, Wave, WaveResult
+from service.models import ExportLock, ExportRun, WaveResult
 from service.models.base import utcnow
 from tests.conftest import TEST_SECRET
 from tests.exports.conftest import SECRET_TEXT, ClosedWave, close_wave_with_answers, export
@@ -160,10 +160,9 @@ def test_incremental_new_and_rebuilt_waves(app, client: TestClient, closed_wave:
     changes = read_table(root, "changes").to_pylist()
     assert changes and {r["previous_wave_id"] for r in changes} == {closed_wave.id}
 
-    from service.results.service import build
+    from service.waves import close
 
-    with app.state.sessionmaker() as session, session.begin():
-        build(session, session.get_one(Wave, closed_wave.id))  # a rebuild: a new built_at
+    close.rebuild(app.state.sessionmaker, closed_wave.id, app.state.instruments, actor="test")  # a new built_at
     rebuilt = export(app, file_settings)
     assert rebuilt.waves == [closed_wave.id]
     assert export(app, file_settings).waves == []

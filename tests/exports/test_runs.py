@@ -95,7 +95,7 @@ def test_the_cron_job_on_several_workers(
     runs = _runs(app)
     assert [(r.trigger, r.status, r.waves) for r in runs] == [("schedule", "succeeded", [closed_wave.id])]
     jobs = scheduler.start_scheduler(
-        file_settings.model_copy(update={"export_cron": "15 3 * * *"}), app.state.sessionmaker
+        file_settings.model_copy(update={"export_cron": "15 3 * * *"}), app.state.sessionmaker, app.state.instruments
     )
     try:
         job = jobs.get_job("export")

@@ -15,7 +15,6 @@ from service.config import Settings
 from service.exports import sql
 from service.exports.schema import KEYS, SCHEMAS, TABLES
 from service.exports.service import open_target
-from service.models import Wave
 from tests.conftest import PG_ADMIN_URL
 from tests.exports.conftest import SECRET_TEXT, ClosedWave, close_wave_with_answers, export
 from tests.exports.readers import assert_safe, read_table, secrets_of
@@ -97,10 +96,9 @@ def test_sql_upsert_is_idempotent_and_drops_stale_rows(
     second = close_wave_with_answers(client, app, closed_wave.hr, seed=21, name="Winter")
     assert export(app, sql_settings).waves == [second.id]
     assert _read(schema)["flags"].num_rows == first["flags"].num_rows + _count(schema, "flags", second.id) + 1
-    from service.results.service import build
+    from service.waves import close
 
-    with app.state.sessionmaker() as session, session.begin():
-        build(session, session.get_one(Wave, closed_wave.id))
+    close.rebuild(app.state.sessionmaker, closed_wave.id, app.state.instruments, actor="test")
     assert export(app, sql_settings).waves == [closed_wave.id]
     after = _read(schema)
     assert after["flags"].num_rows == first["flags"].num_rows + _count(schema, "flags", second.id)

@@ -348,7 +348,7 @@ def test_closed_wave(form_client: TestClient, survey: Survey, engine: Engine) ->
     form_client.post(survey.url(), data=as_fields(answers_for(survey.instrument.sections[0].items), page=1))
     stored = responses(engine)[0].answers
     closed = form_client.post(f"/api/v1/waves/{survey.wave_id}/close", headers=survey.hr)
-    assert closed.status_code == 200, closed.text
+    assert closed.status_code == 202, closed.text  # closing: the form takes no answers from now on
     response = form_client.get(f"{survey.url()}?lang=en")
     assert response.status_code == 410 and "This survey has closed" in response.text and "<form" not in response.text
     before = counts(engine)
@@ -378,6 +378,33 @@ def test_clock_closes_the_wave(form_client: TestClient, survey: Survey, engine: 
     response = form_client.post(survey.url(), data=as_fields(all_answers(survey.instrument)))
     assert response.status_code == 410
     assert responses(engine) == []
+
+
+def test_a_page_load_after_the_window_builds_nothing(form_client: TestClient, survey: Survey, engine: Engine) -> None:
+    """A link opened after closes_at shows the closed page and at most freezes the wave: the close job, not the
+    participant's request, builds the table."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select, update
+
+    from service.models import AuditEntry, Wave, WaveResult
+
+    form_client.post(survey.url(), data=as_fields(all_answers(survey.instrument)))
+    with engine.begin() as conn:
+        past = datetime.now(UTC) - timedelta(minutes=1)
+        conn.execute(
+            update(Wave).where(Wave.id == survey.wave_id).values(closes_at=past, opens_at=past - timedelta(days=1))
+        )
+    for _ in range(2):
+        response = form_client.get(f"{survey.url()}?lang=en")
+        assert response.status_code == 410 and "This survey has closed" in response.text
+    with engine.connect() as conn:
+        assert conn.scalar(select(Wave.state).where(Wave.id == survey.wave_id)) == "closing"
+        assert conn.scalar(select(WaveResult.wave_id).where(WaveResult.wave_id == survey.wave_id)) is None
+        audited = select(AuditEntry.key_name, AuditEntry.action).where(AuditEntry.wave_id == survey.wave_id)
+        assert [tuple(row) for row in conn.execute(audited)].count(("clock", "wave.closed")) == 1  # the first load
+    [kept] = responses(engine)
+    assert kept.complete and kept.answered_on is not None  # untouched until the close job rewrites it
 
 
 def test_clock_opens_the_wave_and_the_same_request_stores(

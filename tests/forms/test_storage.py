@@ -70,7 +70,7 @@ def test_save_and_load(app: FastAPI, survey: Survey, engine: Engine) -> None:
 
 
 def test_save_refuses_a_closed_wave(app: FastAPI, form_client: TestClient, survey: Survey, engine: Engine) -> None:
-    assert form_client.post(f"/api/v1/waves/{survey.wave_id}/close", headers=survey.hr).status_code == 200
+    assert form_client.post(f"/api/v1/waves/{survey.wave_id}/close", headers=survey.hr).status_code == 202
     with pytest.raises(service.WaveNotOpen), transaction(app.state.sessionmaker) as session:
         wave = session.get(Wave, survey.wave_id)
         invitation = service.find_invitation(session, survey.tokens[0])

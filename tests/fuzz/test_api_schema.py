@@ -26,7 +26,7 @@ from schemathesis.checks import positive_data_acceptance
 from service.app import create_app
 from service.config import Settings
 from tests.conftest import TEST_SECRET, migrated_database
-from tests.factories import create_wave, invite, make_key, open_wave, put_tree
+from tests.factories import close_wave, create_wave, invite, make_key, open_wave, put_tree
 from tests.forms.answers import all_answers, as_fields
 from tests.mail import mail_links
 
@@ -77,7 +77,7 @@ def _populate(app: FastAPI, client: TestClient, hr: dict[str, str]) -> None:
         for n, token in enumerate(tokens):
             client.post(f"/s/{token}", data=as_fields(all_answers(instrument, n)))
         if close:
-            assert client.post(f"/api/v1/waves/{wave['id']}/close", headers=hr).status_code == 200
+            close_wave(client, app, hr, wave["id"])
 
 
 @schema.parametrize()

@@ -124,7 +124,7 @@ def closed_wave(app: FastAPI, pages: TestClient) -> Closed:
     hr = make_key(app, "hr")
     put_tree(pages, hr)
     wave = answered_wave(app, pages, hr, make_key(app, "dashboard"), min_group_size=3)
-    close(pages, wave)
+    close(app, pages, wave)
     keys = {role: new_key(app, role) for role in ("hr", "dashboard")}
     keys["manager"] = new_key(app, "manager", "div1")
     return Closed(wave, keys)

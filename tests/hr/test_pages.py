@@ -14,9 +14,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.exports import columns
 from service.keys import repository
 from service.models import AuditEntry, WaveResult
-from service.results.service import store
+from service.models.base import utcnow
+from service.results.service import encode, store
 from tests.factories import create_wave, invite, open_wave
 from tests.hr.conftest import Closed, sign_in
 
@@ -159,7 +161,8 @@ def test_a_figure_withheld_inside_a_published_cell_is_shown_as_withheld(
         assert not cell["suppressed"]
         figures = next(f for f in cell["constructs"] if f["construct"] == "development")
         figures.update(mean=None, sd=None, ci_low=None, ci_high=None, favourable=None, index=None)
-        store(session, closed_wave.wave.id, table)
+        built_at = utcnow()
+        store(session, closed_wave.wave.id, encode(table), columns.of(table, built_at), built_at)
         session.commit()
     sign_in(pages, closed_wave.keys["hr"])
     rows = heatmap_rows(pages.get(closed_wave.page()).text)

@@ -8,7 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from service.invitations.sender import SmtpSender
-from tests.factories import open_wave
+from service.waves import close
+from tests.factories import close_wave, open_wave
 from tests.forms.answers import all_answers, as_fields
 from tests.forms.conftest import checked
 from tests.invitations.conftest import Draft
@@ -37,7 +38,11 @@ def test_closing_erases_emails_and_tokens_and_the_link_shows_no_answers(
     assert all(box is not None and mac is not None for box, mac in _contacts(engine, draft.wave_id))
     client.post(f"/api/v1/waves/{draft.wave_id}/reminders", headers=draft.hr)
 
-    assert client.post(f"/api/v1/waves/{draft.wave_id}/close", headers=draft.hr).status_code == 200
+    closing = client.post(f"/api/v1/waves/{draft.wave_id}/close", headers=draft.hr)
+    assert closing.status_code == 202 and closing.json()["state"] == "closing"
+    assert run_mail_job(app, SmtpSender(smtp.url)).sent == 0  # a closing wave gets no mail, its round neither
+    assert client.get(f"/s/{tokens[0]}").status_code == 410
+    assert [c.wave_id for c in close.run_due(app.state.sessionmaker, app.state.instruments)] == [draft.wave_id]
     assert _contacts(engine, draft.wave_id) == [(None, None)] * 12
     with engine.connect() as conn:  # the reminder round that had not run yet is over, its position gone
         assert conn.execute(text("SELECT count(*) FROM reminder_rounds WHERE finished_at IS NULL")).scalar() == 0
@@ -55,6 +60,6 @@ def test_invitations_not_yet_sent_at_close_are_never_sent(
     app: FastAPI, client: TestClient, draft: Draft, smtp: SmtpServer, engine: Engine
 ) -> None:
     open_wave(client, draft.hr, draft.wave_id)
-    assert client.post(f"/api/v1/waves/{draft.wave_id}/close", headers=draft.hr).status_code == 200
+    close_wave(client, app, draft.hr, draft.wave_id)
     assert run_mail_job(app, SmtpSender(smtp.url)).sent == 0 and smtp.received == []
     assert _contacts(engine, draft.wave_id) == [(None, None)] * 12

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 
 from service.invitations.sender import SmtpSender
 from service.models.base import utcnow
+from service.waves import close
 from tests.factories import make_key, open_wave
 from tests.forms.answers import all_answers, answers_for, as_fields
 from tests.invitations.conftest import Draft
@@ -108,7 +109,9 @@ def test_a_round_cut_short_resumes_without_doubles(
 def test_only_an_open_wave_is_reminded(app: FastAPI, client: TestClient, draft: Draft, smtp: SmtpServer) -> None:
     assert client.post(f"/api/v1/waves/{draft.wave_id}/reminders", headers=draft.hr).status_code == 409
     _opened(app, client, draft, smtp)
-    assert client.post(f"/api/v1/waves/{draft.wave_id}/close", headers=draft.hr).status_code == 200
+    assert client.post(f"/api/v1/waves/{draft.wave_id}/close", headers=draft.hr).status_code == 202
+    assert client.post(f"/api/v1/waves/{draft.wave_id}/reminders", headers=draft.hr).status_code == 409  # closing
+    close.run_due(app.state.sessionmaker, app.state.instruments)
     refused = client.post(f"/api/v1/waves/{draft.wave_id}/reminders", headers=draft.hr)
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "conflict"
     assert client.post("/api/v1/waves/999999/reminders", headers=draft.hr).status_code == 404

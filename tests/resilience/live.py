@@ -50,6 +50,7 @@ class LiveServer:
     workers: int = 2
     port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
+    mail_folder: Path | None = None
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -59,8 +60,8 @@ class LiveServer:
 
     @property
     def outbox(self) -> Path:
-        """Where the service mails its participants (the default file:// target, PEIL_DATA_DIR/outbox)."""
-        return self.tmp / "outbox"
+        """Where the service mails its participants (PEIL_MAIL_URL, a folder; replicas of one service share one)."""
+        return self.mail_folder or self.tmp / "outbox"
 
     @property
     def log(self) -> Path:
@@ -74,7 +75,8 @@ class LiveServer:
             PEIL_ENV="test",
             PEIL_DATA_DIR=str(self.tmp),
             PEIL_BASE_URL=self.base,
-            PEIL_MAIL_RATE="1000",  # mail goes to the outbox folder below, at once
+            PEIL_MAIL_URL=self.outbox.as_uri(),
+            PEIL_MAIL_RATE="1000",  # mail goes to the outbox folder, at once
             PEIL_MAIL_INTERVAL_SECONDS="0.2",
             **self.extra_env,
         )
@@ -182,6 +184,18 @@ def setup_wave(server: LiveServer, hr: dict[str, str], invitations: int) -> Setu
         assert api.post(f"/api/v1/waves/{wave_id}/open").status_code == 200
     tokens = wait_for_mail(server.outbox, [row["email"] for row in rows])
     return Setup(wave_id, tokens, hr)
+
+
+def wait_closed(base: str, hr: dict[str, str], wave_id: int, timeout: float = 60.0) -> dict[str, Any]:
+    """The wave as HR sees it once its close job has marked it closed (the server's worker runs the job)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        wave: dict[str, Any] = httpx.get(f"{base}/api/v1/waves/{wave_id}", headers=hr, timeout=30).json()
+        if wave["state"] == "closed":
+            return wave
+        if time.monotonic() > deadline:
+            raise AssertionError(f"wave {wave_id} did not close within {timeout} s: {wave}")
+        time.sleep(0.1)
 
 
 def mac(token: str) -> str:

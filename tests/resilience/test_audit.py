@@ -39,7 +39,7 @@ def test_hr_actions_are_audited_and_respondents_never(client: TestClient, app: F
 
     # A refused action did not happen, so it is not logged.
     assert client.post(f"/api/v1/waves/{wave['id']}/open", headers=hr).status_code == 409
-    assert client.post(f"/api/v1/waves/{wave['id']}/close", headers=hr).status_code == 200
+    assert client.post(f"/api/v1/waves/{wave['id']}/close", headers=hr).status_code == 202
     finished = utcnow()
 
     entries = _log(client, admin)

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.forms.answers import all_answers, answers_for, as_fields
-from tests.resilience.live import LiveServer, form, hr_key, mac, setup_wave, stored
+from tests.resilience.live import LiveServer, form, hr_key, mac, setup_wave, stored, wait_closed
 from tests.resilience.test_exactly_once import _instrument
 
 pytestmark = pytest.mark.live
@@ -70,7 +70,7 @@ def test_closing_under_load_stores_whole_answers_or_refuses(server: LiveServer, 
     def close_midway() -> None:
         close_due.wait(timeout=60)
         closed = httpx.post(f"{server.base}/api/v1/waves/{setup.wave_id}/close", headers=setup.hr, timeout=60)
-        assert closed.status_code == 200, closed.text
+        assert closed.status_code == 202, closed.text
         snapshot.update(stored(fresh_engine, setup.wave_id))  # what the wave holds the moment it has closed
 
     closer = threading.Thread(target=close_midway)
@@ -117,6 +117,7 @@ def test_closing_under_load_stores_whole_answers_or_refuses(server: LiveServer, 
         assert row is not None and row.answers == expected
         assert row.complete is (n in thanked)
 
+    wait_closed(server.base, setup.hr, setup.wave_id)
     participation = httpx.get(
         f"{server.base}/api/v1/waves/{setup.wave_id}/participation", headers=setup.hr, timeout=30
     ).json()

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from service.config import Settings, get_settings
 from service.instruments.schema import Instrument
 from tests.conftest import TEST_SECRET
-from tests.factories import create_wave, invite, make_key, open_wave, put_tree
+from tests.factories import close_wave, create_wave, invite, make_key, open_wave, put_tree
 from tests.forms.answers import all_answers, as_fields
 from tests.mail import mail_links
 
@@ -71,9 +71,8 @@ def answered_wave(app: FastAPI, client: TestClient, hr: dict[str, str], dashboar
     return wave
 
 
-def close(client: TestClient, wave: Wave) -> None:
-    closed = client.post(f"/api/v1/waves/{wave.id}/close", headers=wave.hr)
-    assert closed.status_code == 200, closed.text
+def close(app: FastAPI, client: TestClient, wave: Wave) -> None:
+    close_wave(client, app, wave.hr, wave.id)
 
 
 @pytest.fixture
@@ -90,9 +89,9 @@ def open_survey(app: FastAPI, client: TestClient, keys: tuple[dict[str, str], di
 
 
 @pytest.fixture
-def closed(client: TestClient, open_survey: Wave) -> Wave:
-    """The same wave, closed by HR through the API (which builds and stores its result table)."""
-    close(client, open_survey)
+def closed(app: FastAPI, client: TestClient, open_survey: Wave) -> Wave:
+    """The same wave, closed by HR through the API, and its close job run (which builds and stores its table)."""
+    close(app, client, open_survey)
     return open_survey
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from service.db import transaction
 from service.models import ParticipationSnapshot
-from tests.factories import create_wave, invite, open_wave
+from tests.factories import close_wave, create_wave, invite, open_wave
 from tests.forms.answers import all_answers, as_fields
 from tests.mail import mail_links
 
@@ -79,7 +79,7 @@ def test_open_wave_participation_in_steps_refreshed_hourly(
     assert later["as_of"] > body["as_of"] and rows["team1"]["rate"] == 0.75  # 9/12
 
     # Closed: the stored table's exact figures.
-    assert client.post(f"/api/v1/waves/{wave['id']}/close", headers=hr).status_code == 200
+    close_wave(client, app, hr, wave["id"])
     closed, rows = _shown(client, wave["id"], dashboard)
     assert closed["as_of"] is None and rows["team1"]["responded"] == 9 and rows["team1"]["rate"] == 0.75
     assert rows["team2"]["responded"] == 7 and rows["team2"]["rate"] == round(7 / 12, 4)

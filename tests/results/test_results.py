@@ -17,9 +17,11 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from service.cli import app as cli
+from service.exports import columns
 from service.instruments.schema import Instrument
 from service.models import AuditEntry, WaveResult
-from service.results.service import store
+from service.models.base import utcnow
+from service.results.service import encode, store
 from tests.factories import small_tree
 from tests.results.conftest import PER_TEAM, TEAMS, Wave, answered_wave, close
 
@@ -221,12 +223,12 @@ def _check_participation(wave: Wave, body: dict[str, Any]) -> dict[str, dict[str
     return rows
 
 
-def test_participation_is_guarded_live_and_stored(client: TestClient, open_survey: Wave) -> None:
+def test_participation_is_guarded_live_and_stored(app: FastAPI, client: TestClient, open_survey: Wave) -> None:
     live = client.get(open_survey.url("participation"), headers=open_survey.dashboard)
     assert live.status_code == 200 and live.json()["state"] == "open" and live.json()["rate_step"] == 0.05
     before = _check_participation(open_survey, live.json())
     assert {before[u]["rate"] for u in ("dep3", "org")} == {0.70, 0.85}  # 22/30 and 62/70, rounded down
-    close(client, open_survey)
+    close(app, client, open_survey)
     stored = client.get(open_survey.url("participation"), headers=open_survey.dashboard).json()
     assert stored["state"] == "closed" and stored["as_of"] is None and stored["rate_step"] is None
     after = _check_participation(open_survey, stored)
@@ -287,7 +289,7 @@ def test_trend_over_closed_waves(
     assert draft["state"] == "draft"
     open_trend = client.get("/api/v1/units/dep2/trend", params={"construct": "psych_safety"}, headers=closed.hr)
     assert [p["wave_id"] for p in open_trend.json()["points"]] == [closed.id]  # the pulse is still open
-    close(client, pulse)
+    close(app, client, pulse)
     for unit in [u["key"] for u in small_tree()]:
         answer = client.get(
             f"/api/v1/units/{unit}/trend", params={"construct": "psych_safety"}, headers=closed.dashboard
@@ -351,7 +353,8 @@ def test_a_rebuild_publishes_nothing_the_stored_table_hid(
         if cell["unit"] == target:
             cell.update(n=None, suppressed=True, reason="complementary", constructs=[], items=[], enps=None)
     with Session(app.state.engine) as session, session.begin():
-        store(session, closed.id, table)
+        built_at = utcnow()
+        store(session, closed.id, encode(table), columns.of(table, built_at), built_at)
     result = peil.invoke(cli, ["results", "rebuild", str(closed.id)])
     assert result.exit_code == 0, result.output
     rebuilt, _ = _stored(app, closed.id)
@@ -381,18 +384,33 @@ def test_rebuild_refuses_an_open_or_unknown_wave(client: TestClient, open_survey
 
 
 def test_a_wave_closed_by_the_clock_has_its_table(app: FastAPI, client: TestClient, open_survey: Wave) -> None:
+    """The window ends: a read answers 409 "closing" at once (it builds nothing), the clock's tick freezes the
+    wave (audited as the clock's), and the close job builds the table the reads then serve."""
     from datetime import timedelta
 
     from sqlalchemy import update
 
+    from service.db import transaction
     from service.models import Wave as WaveRow
     from service.models.base import utcnow
+    from service.scheduler import tick
+    from service.waves import close
 
     with Session(app.state.engine) as session, session.begin():  # the window ends without HR closing the wave
         ended = {"opens_at": utcnow() - timedelta(days=2), "closes_at": utcnow() - timedelta(seconds=1)}
         session.execute(update(WaveRow).where(WaveRow.id == open_survey.id).values(**ended))
+    early = client.get(open_survey.url("heatmap"), headers=open_survey.dashboard)
+    assert early.status_code == 409 and "closing" in early.json()["error"]["message"]
+    tick(app.state.sessionmaker)
+    with transaction(app.state.sessionmaker) as session:
+        assert session.get(WaveRow, open_survey.id).state == "closing"
+        assert session.get(WaveResult, open_survey.id) is None
+        by_clock = session.scalars(select(AuditEntry).where(AuditEntry.key_name == "clock")).all()
+        assert [(e.action, e.wave_id) for e in by_clock] == [("wave.closed", open_survey.id)]
+    assert client.get(open_survey.url("results"), headers=open_survey.dashboard).status_code == 409
+    assert [c.wave_id for c in close.run_due(app.state.sessionmaker, app.state.instruments)] == [open_survey.id]
     answer = client.get(open_survey.url("heatmap"), headers=open_survey.dashboard)
-    assert answer.status_code == 200, answer.text  # the clock closed it on this read, and the close built the table
+    assert answer.status_code == 200, answer.text
     with Session(app.state.engine) as session:
         assert session.get(WaveRow, open_survey.id).state == "closed"
         assert session.get(WaveResult, open_survey.id) is not None

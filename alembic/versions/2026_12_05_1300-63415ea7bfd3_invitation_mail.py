@@ -4,7 +4,7 @@ Invitations that exist before this revision were handed out by HR as links: they
 contact to mail.
 
 Revision ID: 63415ea7bfd3
-Revises: 463f7f8da975
+Revises: b3c1f2a9d8e4
 Create Date: 2026-12-04 17:08:46.867090
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import service.models.base
 
 revision: str = "63415ea7bfd3"
-down_revision: str | None = "463f7f8da975"
+down_revision: str | None = "b3c1f2a9d8e4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
