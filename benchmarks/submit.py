@@ -48,7 +48,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -63,8 +63,8 @@ sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
 PG_ADMIN_URL = os.environ.get("PEIL_BENCH_POSTGRES", "postgresql://127.0.0.1:5432/test")
 SECRET = "bench-" + "s" * 42
-INVITATIONS = 20_000
-PACED_RATE = 200.0
+PACED_RATE = 200.0  # whole-survey posts per second in the paced run
+FLOW_RATE = 50.0  # surveys per second walked page by page in the paced run
 TEAMS = 40
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -337,6 +337,8 @@ class Figures:
     error_kinds: dict[str, int]
     load_cpu: float  # CPU seconds of the load process
     server_cpu: float  # CPU seconds of the server's processes (and PostgreSQL's); nan when not measured
+    requests: int = 0  # HTTP requests answered (a page-by-page survey takes 12)
+    pages: list[float] = field(default_factory=list)  # page by page: each page's wait (a post and its redirect)
 
     @property
     def ok(self) -> int:
@@ -349,6 +351,14 @@ class Figures:
     @property
     def rate(self) -> float:
         return self.ok / self.seconds if self.seconds else 0.0
+
+    @property
+    def request_rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def page_p99_ms(self) -> float:
+        return 1000 * percentile(self.pages, 99)
 
     @property
     def p50_ms(self) -> float:
@@ -375,6 +385,8 @@ class Figures:
             kinds,
             sum(r.load_cpu for r in rounds),
             sum(r.server_cpu for r in rounds),
+            sum(r.requests for r in rounds),
+            [page for r in rounds for page in r.pages],
         )
 
 
@@ -448,7 +460,8 @@ class Connection:
 
 
 async def _load(job: dict[str, Any]) -> dict[str, Any]:
-    """Run one measurement: ``mode`` max (closed loop), paced (open loop at ``rate``) or flow (page by page).
+    """Run one measurement: ``mode`` max (closed loop) or paced (open loop at ``rate``), of whole-survey posts or,
+    with ``flow``, of surveys walked page by page as a browser does (12 requests each).
 
     ``connections`` lanes each own one connection and send one request at a time, as a proxy's upstream pool
     would. A paced run schedules submission n at ``start + n / rate`` and counts its latency from then, so
@@ -456,29 +469,45 @@ async def _load(job: dict[str, Any]) -> dict[str, Any]:
     """
     started_cpu = time.process_time()
     host, port = job["base"].removeprefix("http://").rsplit(":", 1)
-    mode = job["mode"]
+    mode, flow = job["mode"], job["flow"]
     tokens: list[str] = job["tokens"]
-    bodies: list[Any] = [[b.encode() for b in body] if mode == "flow" else body.encode() for body in job["bodies"]]
+    bodies: list[Any] = [[b.encode() for b in body] if flow else body.encode() for body in job["bodies"]]
     lanes = job["connections"]
     latencies: list[float] = []
+    page_waits: list[float] = []
+    counts = {"requests": 0}
     kinds: dict[str, int] = {}
 
     def fail(kind: str) -> None:
         kinds[kind] = kinds.get(kind, 0) + 1
 
+    async def walk(connection: Connection, path: str, pages: list[bytes]) -> tuple[int, bytes]:
+        """A browser's way through the form: open the link, post each page, follow each redirect."""
+        started = time.perf_counter()
+        status, _headers, content = await connection.request("GET", path)
+        counts["requests"] += 1
+        page_waits.append(time.perf_counter() - started)
+        for body in pages:
+            if status != 200:
+                break
+            started = time.perf_counter()
+            status, headers, content = await connection.request("POST", path, body)
+            counts["requests"] += 1
+            if status == 303:
+                location = headers[b"location"].decode()
+                status, headers, content = await connection.request("GET", path + location)
+                counts["requests"] += 1
+            page_waits.append(time.perf_counter() - started)
+        return status, content
+
     async def submit(connection: Connection, n: int, due: float) -> None:
         path = f"/s/{tokens[n]}"
         try:
-            if mode == "flow":
-                for body in bodies[n]:
-                    status, headers, content = await connection.request("POST", path, body)
-                    if status == 303:
-                        location = headers[b"location"].decode()
-                        status, headers, content = await connection.request("GET", path + location)
-                    if status != 200:
-                        break
+            if flow:
+                status, content = await walk(connection, path, bodies[n])
             else:
                 status, _headers, content = await connection.request("POST", path, bodies[n])
+                counts["requests"] += 1
         except Exception as exc:  # every failure is counted, by its kind
             fail(type(exc).__name__)
             return
@@ -529,6 +558,8 @@ async def _load(job: dict[str, Any]) -> dict[str, Any]:
         "kinds": kinds,
         "seconds": seconds,
         "cpu": time.process_time() - started_cpu,
+        "requests": counts["requests"],
+        "pages": page_waits,
     }
 
 
@@ -580,10 +611,19 @@ def postgres_roots() -> list[int]:
 
 
 def measure(
-    label: str, base: str, mode: str, tokens: list[str], bodies: list[Any], tmp: Path, cpu_roots: list[int], **job: Any
+    label: str,
+    base: str,
+    mode: str,
+    tokens: list[str],
+    bodies: list[Any],
+    tmp: Path,
+    cpu_roots: list[int],
+    *,
+    flow: bool = False,
+    **job: Any,
 ) -> Figures:
     """Run the load in a separate process and collect its figures, with the CPU ``cpu_roots`` used meanwhile."""
-    spec = {"base": base, "mode": mode, "tokens": tokens, "bodies": bodies, **job}
+    spec = {"base": base, "mode": mode, "flow": flow, "tokens": tokens, "bodies": bodies, **job}
     name = "".join(c if c.isalnum() else "-" for c in label)
     job_file, out_file = tmp / f"{name}.job.json", tmp / f"{name}.out.json"
     job_file.write_text(json.dumps(spec))
@@ -592,7 +632,15 @@ def measure(
     server_cpu = tree_cpu(cpu_roots) - before if cpu_roots else float("nan")
     result = json.loads(out_file.read_text())
     return Figures(
-        label, result["submitted"], result["seconds"], result["latencies"], result["kinds"], result["cpu"], server_cpu
+        label,
+        result["submitted"],
+        result["seconds"],
+        result["latencies"],
+        result["kinds"],
+        result["cpu"],
+        server_cpu,
+        result["requests"],
+        result["pages"],
     )
 
 
@@ -601,20 +649,21 @@ def measure(
 
 @dataclass
 class Plan:
-    rounds: int  # full-speed measurements alternate: baseline, service, baseline, service, ...
-    round_count: int  # submissions per round at most
+    rounds: int  # full-speed measurements alternate: baseline, whole posts, page by page, baseline, ...
+    round_count: int  # whole-survey posts per round at most
+    flow_count: int  # surveys walked page by page per round at most
     round_seconds: float  # and seconds per round at most
     paced_seconds: float
-    flow_count: int
     connections: int = 16
 
 
 def show(figures: Figures) -> None:
     kinds = f"  {figures.error_kinds}" if figures.error_kinds else ""
+    pages = f"  page p99 {figures.page_p99_ms:6.1f} ms" if figures.pages else ""
     print(
-        f"  {figures.label:<24} {figures.ok:>6} ok {figures.errors:>4} errors {figures.rate:7.1f}/s"
-        f"  p50 {figures.p50_ms:6.1f} ms  p99 {figures.p99_ms:6.1f} ms"
-        f"  cpu/sub: server {figures.cpu_ms(figures.server_cpu):4.2f} ms,"
+        f"  {figures.label:<26} {figures.ok:>6} ok {figures.errors:>4} errors {figures.rate:7.1f}/s"
+        f" ({figures.request_rate:6.0f} req/s)  p50 {figures.p50_ms:6.1f} ms  p99 {figures.p99_ms:6.1f} ms{pages}"
+        f"  cpu/sub: server {figures.cpu_ms(figures.server_cpu):5.2f} ms,"
         f" load {figures.cpu_ms(figures.load_cpu):4.2f} ms{kinds}"
     )
 
@@ -648,36 +697,49 @@ def peil_server(backend: str, tmp: Path) -> Iterator[tuple[str, list[int], str, 
             yield base, [process.pid, *(postgres_roots() if backend == "postgresql" else [])], key, url
 
 
+class Tokens:
+    """Hands out each link once: every measurement answers fresh links."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self._tokens, self._next = tokens, 0
+
+    def take(self, count: int) -> slice:
+        if self._next + count > len(self._tokens):
+            raise SystemExit(f"the run needs more than {len(self._tokens)} invitations")
+        self._next += count
+        return slice(self._next - count, self._next)
+
+
 def bench_backend(backend: str, plan: Plan, tmp: Path) -> dict[str, Any]:
-    """Both servers run side by side; the measurements alternate, so a change in the machine's other load
-    falls on both rather than on whichever came second."""
+    """Both servers run side by side; the measurements alternate (baseline, whole posts, page by page), so a
+    change in the machine's other load falls on all three rather than on whichever came last."""
     print(f"\n== {backend} ==")
-    paced_count = int(plan.paced_seconds * PACED_RATE)
-    max_total = plan.rounds * plan.round_count
-    needed = max_total + paced_count + plan.flow_count
+    paced_count, flow_paced_count = int(plan.paced_seconds * PACED_RATE), int(plan.paced_seconds * FLOW_RATE)
+    needed = 200 + plan.rounds * (plan.round_count + plan.flow_count) + paced_count + flow_paced_count
     whole, pages = survey_bodies(needed)
-    lanes = {"connections": plan.connections}
+    lanes: dict[str, Any] = {"connections": plan.connections}
     with baseline_server(backend, tmp) as (b_base, b_roots), peil_server(backend, tmp) as (p_base, p_roots, key, p_url):
-        wave_id, tokens = setup_wave(p_base, key, INVITATIONS, tmp / f"data-{backend}" / "outbox")
-        if len(tokens) < needed + 200:
-            raise SystemExit(f"{needed} submissions need more than {len(tokens)} invitations")
-        fake = [secrets.token_urlsafe(32) for _ in range(needed + 200)]
-        warm = slice(needed, needed + 200)
-        measure("warm-b", b_base, "max", fake[warm], whole[:200], tmp, [], max_seconds=60, **lanes)
-        warmed = measure("warm-p", p_base, "max", tokens[warm], whole[:200], tmp, [], max_seconds=60, **lanes)
-        b_rounds, p_rounds = [], []
+        wave_id, tokens = setup_wave(p_base, key, needed, tmp / f"data-{backend}" / "outbox")
+        fake = [secrets.token_urlsafe(32) for _ in range(needed)]
+        links = Tokens(tokens)
+        part = links.take(200)
+        measure("warm-b", b_base, "max", fake[part], whole[part], tmp, [], max_seconds=60, **lanes)
+        warm = [measure("warm-p", p_base, "max", tokens[part], whole[part], tmp, [], max_seconds=60, **lanes)]
+        b_rounds: list[Figures] = []
+        p_rounds: list[Figures] = []
+        f_rounds: list[Figures] = []
         for n in range(plan.rounds):
-            part = slice(n * plan.round_count, (n + 1) * plan.round_count)
-            for server, base, roots, links, rounds in (
+            part = links.take(plan.round_count)
+            for label, base, roots, chosen, rounds in (
                 ("baseline", b_base, b_roots, fake, b_rounds),
                 ("peil", p_base, p_roots, tokens, p_rounds),
             ):
                 rounds.append(
                     measure(
-                        f"{server}-{n}",
+                        f"{label}-{n}",
                         base,
                         "max",
-                        links[part],
+                        chosen[part],
                         whole[part],
                         tmp,
                         roots,
@@ -685,45 +747,79 @@ def bench_backend(backend: str, plan: Plan, tmp: Path) -> dict[str, Any]:
                         **lanes,
                     )
                 )
-        b_max, s_max = Figures.total("baseline", b_rounds), Figures.total("peil", p_rounds)
-        paced = slice(max_total, max_total + paced_count)
+            part = links.take(plan.flow_count)
+            f_rounds.append(
+                measure(
+                    f"flow-{n}",
+                    p_base,
+                    "max",
+                    tokens[part],
+                    pages[part],
+                    tmp,
+                    p_roots,
+                    flow=True,
+                    max_seconds=plan.round_seconds,
+                    **lanes,
+                )
+            )
+        b_max, s_max = Figures.total("baseline", b_rounds), Figures.total("peil whole survey", p_rounds)
+        f_max = Figures.total("peil page by page", f_rounds)
+        part = links.take(paced_count)
         b_paced = measure(
-            f"baseline paced {PACED_RATE:.0f}/s", b_base, "paced", fake[paced], whole[paced], tmp, b_roots,
+            f"baseline paced {PACED_RATE:.0f}/s", b_base, "paced", fake[part], whole[part], tmp, b_roots,
             rate=PACED_RATE, max_seconds=plan.paced_seconds, **lanes,
         )  # fmt: skip
         s_paced = measure(
-            f"peil paced {PACED_RATE:.0f}/s", p_base, "paced", tokens[paced], whole[paced], tmp, p_roots,
+            f"peil paced {PACED_RATE:.0f}/s", p_base, "paced", tokens[part], whole[part], tmp, p_roots,
             rate=PACED_RATE, max_seconds=plan.paced_seconds, **lanes,
         )  # fmt: skip
-        flow = None
-        if plan.flow_count:
-            part = slice(max_total + paced_count, needed)
-            flow = measure(
-                "peil page by page", p_base, "flow", tokens[part], pages[part], tmp, p_roots, max_seconds=120, **lanes
-            )
+        part = links.take(flow_paced_count)
+        f_paced = measure(
+            f"pages paced {FLOW_RATE:.0f} surveys/s", p_base, "paced", tokens[part], pages[part], tmp, p_roots,
+            flow=True, rate=FLOW_RATE, max_seconds=plan.paced_seconds, **lanes,
+        )  # fmt: skip
         stored = responded(p_url, wave_id)
-    # Every submission the service sent, including those of rounds cut short by their time limit.
-    expected = warmed.ok + s_max.ok + s_paced.ok + (flow.ok if flow else 0)
-    show(b_max)
-    show(s_max)
-    ratio = s_max.rate / b_max.rate if b_max.rate else float("nan")
-    rates = ", ".join(f"{p.rate / b.rate:.2f}" for b, p in zip(b_rounds, p_rounds, strict=True) if b.rate)
-    print(f"  throughput ratio peil/baseline: {ratio:.2f}  (goal >= 0.60; by round: {rates})")
-    show(b_paced)
-    show(s_paced)
-    if flow:
-        show(flow)
-        print(f"  page-by-page surveys/s vs baseline submissions/s: {flow.rate / b_max.rate:.2f}")
-    print(
-        f"  complete responses stored: {stored}, thank-you pages: {expected}"
-        f"  ({'match' if stored == expected else 'MISMATCH'})"
+    return report(
+        backend, stored, [b_max, s_max, f_max, b_paced, s_paced, f_paced, *warm], b_rounds, p_rounds, f_rounds
     )
+
+
+def report(
+    backend: str,
+    stored: int,
+    figures: list[Figures],
+    b_rounds: list[Figures],
+    p_rounds: list[Figures],
+    f_rounds: list[Figures],
+) -> dict[str, Any]:
+    """Print one database's figures and return what the summary needs."""
+    b_max, s_max, f_max, b_paced, s_paced, f_paced, warm = figures
+    for shown in (b_max, s_max, f_max, b_paced, s_paced, f_paced):
+        show(shown)
+    ratio = s_max.rate / b_max.rate if b_max.rate else float("nan")
+    flow_ratio = f_max.request_rate / b_max.request_rate if b_max.request_rate else float("nan")
+    by_round = ", ".join(f"{p.rate / b.rate:.2f}" for b, p in zip(b_rounds, p_rounds, strict=True) if b.rate)
+    flow_by_round = ", ".join(
+        f"{f.request_rate / b.request_rate:.2f}" for b, f in zip(b_rounds, f_rounds, strict=True) if b.request_rate
+    )
+    print(f"  whole-survey posts per second, peil/baseline: {ratio:.2f}  (goal >= 0.60; by round: {by_round})")
+    print(
+        f"  page-by-page requests per second, peil/baseline: {flow_ratio:.2f}"
+        f"  (goal >= 0.50; by round: {flow_by_round}); {f_max.rate:.1f} surveys/s"
+    )
+    # Every survey the service thanked for, including those of rounds cut short by their time limit.
+    expected = warm.ok + s_max.ok + f_max.ok + s_paced.ok + f_paced.ok
+    verdict = "match" if stored == expected else "MISMATCH"
+    print(f"  complete responses stored: {stored}, thank-you pages: {expected}  ({verdict})")
+    peil_errors = sum(f.errors for f in (warm, s_max, f_max, s_paced, f_paced))
     return {
         "backend": backend,
         "ratio": ratio,
+        "flow_ratio": flow_ratio,
         "paced_p99_ms": s_paced.p99_ms,
-        "paced_rate": s_paced.rate,
-        "errors": s_max.errors + s_paced.errors + (flow.errors if flow else 0) + warmed.errors,
+        "page_p99_ms": f_paced.page_p99_ms,
+        "errors": peil_errors,
+        "baseline_errors": b_max.errors + b_paced.errors,
         "stored_match": stored == expected,
     }
 
@@ -734,10 +830,10 @@ def main() -> None:
         Path(sys.argv[3]).write_text(json.dumps(asyncio.run(_load(job))))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer submissions, a 5 s paced run, no page flow")
+    parser.add_argument("--quick", action="store_true", help="fewer submissions and shorter rounds")
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
-    plan = Plan(2, 1500, 2.0, paced_seconds=5, flow_count=0) if args.quick else Plan(3, 4000, 4.0, 15, 500)
+    plan = Plan(2, 1500, 300, 2.0, paced_seconds=5) if args.quick else Plan(3, 4000, 1000, 4.0, paced_seconds=15)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     print(f"2 uvicorn workers; load from a separate process; {os.cpu_count()} cores shared by all")
     tmp = Path(tempfile.mkdtemp(prefix="peil-bench-"))
@@ -747,11 +843,20 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     print("\n== summary ==")
     for s in summary:
-        verdict = s["ratio"] >= 0.6 and s["paced_p99_ms"] < 100 and s["errors"] == 0 and s["stored_match"]
+        verdict = (
+            s["ratio"] >= 0.6
+            and s["flow_ratio"] >= 0.5
+            and s["paced_p99_ms"] < 100
+            and s["page_p99_ms"] < 100
+            and s["errors"] == 0
+            and s["stored_match"]
+        )
         print(
-            f"  {s['backend']:<10} ratio {s['ratio']:.2f}  p99 at {PACED_RATE:.0f}/s {s['paced_p99_ms']:.1f} ms"
-            f"  errors {s['errors']}  stored {'ok' if s['stored_match'] else 'MISMATCH'}  "
-            f"{'goals met' if verdict else 'goals NOT met'}"
+            f"  {s['backend']:<10} whole posts {s['ratio']:.2f} (>= 0.60), page requests {s['flow_ratio']:.2f}"
+            f" (>= 0.50); p99 at {PACED_RATE:.0f} posts/s {s['paced_p99_ms']:.1f} ms, per page at"
+            f" {FLOW_RATE:.0f} surveys/s {s['page_p99_ms']:.1f} ms (< 100); errors: peil {s['errors']},"
+            f" baseline {s['baseline_errors']}; stored {'ok' if s['stored_match'] else 'MISMATCH'}:"
+            f" {'goals met' if verdict else 'goals NOT met'}"
         )
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from service import links
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
-from service.forms.service import save_answers
+from service.forms import storage
 from service.instruments.loader import load_definitions
 from service.instruments.schema import Instrument, Item
 from service.invitations import contact
@@ -245,9 +245,10 @@ def _respond(
             instrument, rng, safety=-1.6 if team in low_safety else 0.0, barriers=1.0 if team in high_barriers else 0.0
         )
         token = contact.unseal(secret, invitation.sealed_contact).token
-        save_answers(
-            session, wave=wave, invitation=invitation, token=token, secret=secret, answers=answers, complete=True
-        )
+        link = storage.open_link(session.connection(), token, secret)
+        if link is None:  # pragma: no cover - the demo's own invitations
+            raise RuntimeError(f"invitation {invitation.id} has no link")
+        storage.store(session.connection(), link, token=token, secret=secret, answers=answers, complete=True)
 
 
 def _hand_out(factory: Any, settings: Settings, secret: bytes) -> Iterator[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -20,8 +20,6 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -29,14 +27,14 @@ from starlette.responses import Response as HTTPResponse
 
 from service import errors
 from service.clients import client_address
-from service.db import reading, writing
+from service.db import reading
 from service.forms import i18n, service
 from service.forms.i18n import Lang
+from service.forms.storage import Link
 from service.forms.throttle import LinkMisses, Verdict
 from service.forms.views import page_view, thanks_view
 from service.instruments.schema import Instrument
 from service.models.base import utcnow
-from service.waves import service as waves
 
 router = APIRouter(tags=["form"], include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -46,7 +44,6 @@ templates.env.auto_reload = False  # templates ship with the code: no stat() of 
 # triple a character's bytes. Anything beyond this is not a person filling in a survey.
 FORM_MAX_BYTES = 512 * 1024
 FORM_MAX_FIELDS = 1_000
-_PAGE = re.compile(r"[0-9]{1,4}")
 _LENGTH = re.compile(r"[0-9]{1,12}")
 NO_INDEX = {"X-Robots-Tag": "noindex, nofollow"}
 
@@ -196,7 +193,7 @@ def _unavailable(request: Request, lang: Lang | None) -> HTMLResponse:
     return _render(request, "message.html", i18n.DEFAULT, context, 503, headers)
 
 
-def _not_taking_answers(request: Request, lang: Lang, link: service.Link, *, posted: bool) -> HTMLResponse:
+def _not_taking_answers(request: Request, lang: Lang, link: Link, *, posted: bool) -> HTMLResponse:
     """A wave that is not open yet (200 to look at, 409 to post to) or closing or closed (410)."""
     if link.state in ("closing", "closed"):
         return _message(request, lang, "closed", 410)
@@ -208,28 +205,25 @@ def _not_taking_answers(request: Request, lang: Lang, link: service.Link, *, pos
     return _message(request, lang, "not_open", 409 if posted else 200, text=text)
 
 
-def _page(
-    request: Request,
-    lang: Lang,
-    link: _Link,
-    page: int,
-    values: dict[str, Any],
-    problems: list[service.Problem] | None = None,
-    *,
-    status: int = 200,
-    notice: str | None = None,
-    form_error: bool = False,
-) -> HTMLResponse:
-    view = page_view(link.instrument, link.wave.closes_at, lang, page, values, problems or [], form_error=form_error)
-    return _render(request, "page.html", lang, {"v": view, "notice": notice}, status)
+def _page(request: Request, lang: Lang, link: Link, page: service.Page, *, notice: str | None = None) -> HTMLResponse:
+    view = page_view(
+        _instrument(request, link),
+        link.closes_at,
+        lang,
+        page.number,
+        page.values,
+        page.problems,
+        form_error=page.form_error,
+    )
+    return _render(request, "page.html", lang, {"v": view, "notice": notice}, page.status)
 
 
-def _thanks(request: Request, lang: Lang, link: _Link) -> HTMLResponse:
+def _thanks(request: Request, lang: Lang, link: Link) -> HTMLResponse:
     """The thank-you page: the same for every link of a wave, so rendered once per wave, language and window."""
-    key = (link.wave.instrument, link.wave.version, link.wave.closes_at, lang, request.scope.get("root_path", ""))
+    key = (link.instrument, link.version, link.closes_at, lang, request.scope.get("root_path", ""))
     body = _thanks_pages.get(key)
     if body is None:
-        view = thanks_view(link.instrument, link.wave.closes_at, lang)
+        view = thanks_view(_instrument(request, link), link.closes_at, lang)
         body = bytes(_render(request, "thanks.html", lang, {"v": view}).body)
         if len(_thanks_pages) >= 256:  # a wave's window rarely changes: a bound, not an eviction policy
             _thanks_pages.clear()
@@ -246,28 +240,24 @@ def _next(page: int | str, lang: Lang, *, check: bool = False) -> RedirectRespon
     return RedirectResponse(location, status_code=303, headers=NO_INDEX)
 
 
-@dataclass
-class _Link:
-    wave: service.Link  # the invitation's unit and sealed attributes, and its wave's state and window
-    instrument: Instrument
+def _instrument(request: Request, link: Link) -> Instrument:
+    instrument: Instrument = request.app.state.instruments[(link.instrument, link.version)].instrument
+    return instrument
 
 
-def _open_link(request: Request, db: Connection, token: str) -> _Link | None:
-    found = service.open_link(db, token)  # one round trip for the invitation and its wave
-    if found is None:
-        return None
-    if found.clock_due(utcnow()):  # the window has begun or ended: the clock opens or freezes it (builds nothing)
-        with writing(db), Session(bind=db) as session:
-            found = found.with_wave(waves.advance(session, waves.get(session, found.wave_id)))
-            session.flush()
-    instrument: Instrument = request.app.state.instruments[(found.instrument, found.version)].instrument
-    return _Link(found, instrument)
-
-
-def _page_number(raw: str | None, pages: int) -> int | None:
-    if raw is None or not _PAGE.fullmatch(raw) or not 1 <= int(raw) <= pages:
-        return None
-    return int(raw)
+def _step(request: Request, lang: Lang, link: Link, step: service.Step, *, posted: bool) -> HTTPResponse:
+    """Render what a step of the form says to show."""
+    match step:
+        case service.Next(number, check):
+            return _next(number, lang, check=check)
+        case service.Thanks():
+            return _thanks(request, lang, link)
+        case service.NotOpen(found):
+            return _not_taking_answers(request, lang, found, posted=posted)
+    notice = None
+    if step.sent_before:
+        notice = i18n.WORDS[lang]["already_sent"].format(closes=i18n.when(link.closes_at, lang))
+    return _page(request, lang, link, step, notice=notice)
 
 
 # Routes --------------------------------------------------------------------------------------------------
@@ -292,27 +282,15 @@ def show_form(
         return _too_many(request, language, verdict.retry_after)
     try:
         with reading(request.app.state.engine) as db:
-            link = _open_link(request, db, token)
-            if link is None:
-                return _not_found(request, language)
-            if link.wave.state != "open":
-                return _not_taking_answers(request, language, link.wave, posted=False)
-            stored, complete = service.stored_response(db, token=token, secret=request.app.state.secret)
+            link = service.find(db, token, request.app.state.secret)
     except errors.DATABASE_ERRORS as exc:
         if not errors.database_unavailable(exc):
             raise
         return _unavailable(request, i18n.asked_for(lang, request.headers.get("accept-language")))
-    pages = len(link.instrument.sections)
-    if complete and page in (None, "done"):
-        return _thanks(request, language, link)
-    number = _page_number(page, pages) or 1
-    problems = []
-    if check == "1":
-        problems = service.missing_required(link.instrument.sections[number - 1].items, stored)
-    notice = None
-    if complete:
-        notice = i18n.WORDS[language]["already_sent"].format(closes=i18n.when(link.wave.closes_at, language))
-    return _page(request, language, link, number, _as_values(stored), problems, notice=notice)
+    if link is None:
+        return _not_found(request, language)
+    step = service.show(link, _instrument(request, link), page, check=check == "1")
+    return _step(request, language, link, step, posted=False)
 
 
 @router.post("/s/{token:path}", summary="Save answers behind a link", response_class=HTMLResponse)
@@ -333,77 +311,24 @@ def _save(token: str, request: Request, verdict: Verdict, form: Submitted) -> HT
     language = asked or i18n.DEFAULT
     if verdict.retry_after:
         return _too_many(request, language, verdict.retry_after)
+    secret: bytes = request.app.state.secret
     try:
         with reading(request.app.state.engine) as db:
-            return _save_form(token, request, form, language, db)
+            link = service.find(db, token, secret)
+            if link is None:
+                return _not_found(request, language)
+            instrument = _instrument(request, link)
+            step = service.submit(db, link, instrument, _posted(form, instrument), token=token, secret=secret)
     except errors.DATABASE_ERRORS as exc:
         if not errors.database_unavailable(exc):
             raise
         return _unavailable(request, asked)
+    return _step(request, language, link, step, posted=True)
 
 
-def _save_form(token: str, request: Request, form: Submitted, language: Lang, db: Connection) -> HTTPResponse:
-    secret: bytes = request.app.state.secret
-    link = _open_link(request, db, token)
-    if link is None:
-        return _not_found(request, language)
-    if link.wave.state != "open":
-        return _not_taking_answers(request, language, link.wave, posted=True)
-    instrument = link.instrument
-    pages = len(instrument.sections)
-    raw_page = form.first("_page")
-    number = _page_number(raw_page, pages)
-    if form.trouble or (raw_page is not None and number is None):
-        stored = service.load_answers(db, token=token, secret=secret)
-        return _page(
-            request, language, link, number or 1, _as_values(stored), status=form.trouble or 422, form_error=True
-        )
-
-    def store(answers: dict[str, Any], *, complete: bool) -> HTMLResponse | None:
-        """Save and commit (before the next page or the thank-you page is rendered); None when saved."""
-        try:
-            service.save(db, link.wave, token=token, secret=secret, answers=answers, complete=complete)
-        except service.WaveNotOpen:  # closed between the clock and the save
-            now = service.open_link(db, token)
-            return _not_taking_answers(request, language, now or replace(link.wave, state="closed"), posted=True)
-        return None
-
-    if number is None:  # the whole survey in one post
-        answers, problems = service.parse_answers(instrument.items, form.fields)
-        problems = problems or service.missing_required(instrument.items, answers)
-        if problems:
-            first = service.first_page_with(instrument, (p.item_id for p in problems))
-            return _page(request, language, link, first, form.fields, problems, status=422)
-        return store(answers, complete=True) or _thanks(request, language, link)
-
-    section = instrument.sections[number - 1]
-    answers, problems = service.parse_answers(section.items, form.fields)
-    action = form.first("_action")
-    if not problems and action != "back":
-        problems = service.missing_required(section.items, answers)
-    if problems:
-        return _page(request, language, link, number, form.fields, problems, status=422)
-    if action == "back":
-        return store(answers, complete=False) or _next(max(1, number - 1), language)
-    if number < pages:
-        return store(answers, complete=False) or _next(number + 1, language)
-    # The last page: finish, unless an earlier page still misses a required answer.
-    stored = service.load_answers(db, token=token, secret=secret)
-    merged = {**stored, **answers}
-    missing = service.missing_required(instrument.items, merged)
-    if missing:
-        return store(answers, complete=False) or _next(
-            service.first_page_with(instrument, (p.item_id for p in missing)), language, check=True
-        )
-    return store(answers, complete=True) or _thanks(request, language, link)
-
-
-def _as_values(stored: dict[str, Any]) -> dict[str, list[str]]:
-    """Stored answers in the shape of submitted fields, to pre-fill the form."""
-    values: dict[str, list[str]] = {}
-    for item_id, answer in stored.items():
-        if isinstance(answer, list):
-            values[item_id] = [str(a) for a in answer]
-        else:
-            values[item_id] = [str(answer)]
-    return values
+def _posted(form: Submitted, instrument: Instrument) -> service.Posted:
+    """The post as the form's steps take it: a ``_page`` naming no page of the form is a malformed post."""
+    raw = form.first("_page")
+    number = service.page_number(raw, len(instrument.sections))
+    trouble = form.trouble or (422 if raw is not None and number is None else 0)
+    return service.Posted(form.fields, number, form.first("_action"), trouble)

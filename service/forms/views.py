@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from service.forms import i18n
+from service.forms.answers import Problem
 from service.forms.i18n import Lang
-from service.forms.service import Problem
 from service.instruments.schema import Instrument, Item
 
 

@@ -16,9 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, inspect, text
 
 from service import links
-from service.db import transaction
-from service.forms import service
-from service.models import Wave
+from service.forms import storage
 from tests.conftest import TEST_SECRET
 from tests.forms.answers import all_answers, answers_for, as_fields
 from tests.forms.conftest import Survey, responses
@@ -34,57 +32,54 @@ def _dump(engine: Engine, table: str) -> list[dict]:
         return [dict(row._mapping) for row in conn.execute(text(f"SELECT * FROM {table}"))]
 
 
+def _store(app: FastAPI, token: str, answers: dict, *, complete: bool) -> None:
+    """Save through the form's one storage function, in a transaction of its own."""
+    secret = app.state.secret
+    with app.state.engine.begin() as conn:
+        link = storage.open_link(conn, token, secret)
+        assert link is not None
+        storage.store(conn, link, token=token, secret=secret, answers=answers, complete=complete)
+
+
+def _stored(app: FastAPI, token: str) -> tuple[dict, bool]:
+    with app.state.engine.connect() as conn:
+        link = storage.open_link(conn, token, app.state.secret)
+        assert link is not None
+        return link.answers, link.complete
+
+
 def test_save_and_load(app: FastAPI, survey: Survey, engine: Engine) -> None:
     token = survey.tokens[0]
-    secret = app.state.secret
-    with transaction(app.state.sessionmaker) as session:
-        wave = session.get(Wave, survey.wave_id)
-        invitation = service.find_invitation(session, token)
-        assert wave is not None and invitation is not None
-        first = service.save_answers(
-            session,
-            wave=wave,
-            invitation=invitation,
-            token=token,
-            secret=secret,
-            answers={"a": 1, "b": "x"},
-            complete=True,
-        )
-        assert isinstance(first.answered_on, date)
-        again = service.save_answers(
-            session,
-            wave=wave,
-            invitation=invitation,
-            token=token,
-            secret=secret,
-            answers={"a": None, "c": [1]},
-            complete=False,
-        )
-        assert again.id == first.id
-    with transaction(app.state.sessionmaker) as session:
-        assert service.load_answers(session, token=token, secret=secret) == {"b": "x", "c": [1]}
-        assert service.load_answers(session, token=survey.tokens[1], secret=secret) == {}
+    _store(app, token, {"a": 1, "b": "x"}, complete=True)
+    [first] = responses(engine)
+    assert isinstance(first.answered_on, date)
+    _store(app, token, {"a": None, "c": [1]}, complete=False)
+    assert _stored(app, token) == ({"b": "x", "c": [1]}, True)  # merged; complete stays complete
+    assert _stored(app, survey.tokens[1]) == ({}, False)
     [stored] = responses(engine)
-    assert stored.complete is True  # complete stays complete
-    assert stored.token_mac == links.token_mac(secret, token)
+    assert stored.id == first.id
+    assert stored.token_mac == links.token_mac(app.state.secret, token)
 
 
 def test_save_refuses_a_closed_wave(app: FastAPI, form_client: TestClient, survey: Survey, engine: Engine) -> None:
+    secret = app.state.secret
+    with app.state.engine.connect() as conn:
+        link = storage.open_link(conn, survey.tokens[0], secret)
+    assert link is not None and link.state == "open"
     assert form_client.post(f"/api/v1/waves/{survey.wave_id}/close", headers=survey.hr).status_code == 202
-    with pytest.raises(service.WaveNotOpen), transaction(app.state.sessionmaker) as session:
-        wave = session.get(Wave, survey.wave_id)
-        invitation = service.find_invitation(session, survey.tokens[0])
-        assert wave is not None and invitation is not None
-        service.save_answers(
-            session,
-            wave=wave,
-            invitation=invitation,
-            token=survey.tokens[0],
-            secret=app.state.secret,
-            answers={"a": 1},
-            complete=True,
-        )
+    with pytest.raises(storage.WaveNotOpen), app.state.engine.begin() as conn:
+        storage.store(conn, link, token=survey.tokens[0], secret=secret, answers={"a": 1}, complete=True)
     assert responses(engine) == []
+
+
+def test_a_closed_link_reads_no_answers(app: FastAPI, form_client: TestClient, survey: Survey) -> None:
+    """After the close the link finds its invitation (to say "closed"), never its answers."""
+    _store(app, survey.tokens[0], {"a": 1}, complete=True)
+    assert form_client.post(f"/api/v1/waves/{survey.wave_id}/close", headers=survey.hr).status_code == 202
+    with app.state.engine.connect() as conn:
+        link = storage.open_link(conn, survey.tokens[0], app.state.secret)
+    assert link is not None and link.state in ("closing", "closed")
+    assert link.answers == {} and link.complete is False
 
 
 def test_submitting_never_touches_invitations(form_client: TestClient, survey: Survey, engine: Engine) -> None:
