@@ -14,10 +14,10 @@ import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -111,9 +111,6 @@ async def _submitted(request: Request) -> Submitted:
     for name, value in pairs:
         fields.setdefault(name, []).append(value)
     return Submitted(fields=fields)
-
-
-Gate = Annotated[Verdict, Depends(_gate)]
 
 
 # Pages ---------------------------------------------------------------------------------------------------
@@ -268,16 +265,16 @@ def _step(request: Request, lang: Lang, link: Link, step: service.Step, *, poste
 
 
 @router.get("/s/{token:path}", summary="The survey form behind a link", response_class=HTMLResponse)
-def show_form(
-    token: str,
-    request: Request,
-    verdict: Gate,
-    page: str | None = None,
-    lang: str | None = None,
-    check: str | None = None,
-) -> HTTPResponse:
-    """Show a page of the form, pre-filled with the stored answers. Changes nothing: scanners prefetch links."""
-    language = i18n.pick(lang, request.headers.get("accept-language"))
+async def show_form(token: str, request: Request) -> HTTPResponse:
+    """Show a page of the form (``?page=N&lang=L&check=1``), pre-filled with the stored answers. Changes nothing:
+    mail scanners prefetch links."""
+    verdict = await _gate(request)
+    return await run_in_threadpool(_show, token, request, verdict)
+
+
+def _show(token: str, request: Request, verdict: Verdict) -> HTTPResponse:
+    query = request.query_params
+    language = i18n.pick(query.get("lang"), request.headers.get("accept-language"))
     if verdict.retry_after:
         return _too_many(request, language, verdict.retry_after)
     try:
@@ -286,19 +283,19 @@ def show_form(
     except errors.DATABASE_ERRORS as exc:
         if not errors.database_unavailable(exc):
             raise
-        return _unavailable(request, i18n.asked_for(lang, request.headers.get("accept-language")))
+        return _unavailable(request, i18n.asked_for(query.get("lang"), request.headers.get("accept-language")))
     if link is None:
         return _not_found(request, language)
-    step = service.show(link, _instrument(request, link), page, check=check == "1")
+    step = service.show(link, _instrument(request, link), query.get("page"), check=query.get("check") == "1")
     return _step(request, language, link, step, posted=False)
 
 
 @router.post("/s/{token:path}", summary="Save answers behind a link", response_class=HTMLResponse)
 async def save_form(token: str, request: Request) -> HTTPResponse:
     """Save a page (``_page`` and ``_action`` next/back/finish) or, without ``_page``, the whole survey."""
-    # The gate and the body are awaited here rather than declared as dependencies: on the busiest route that
-    # saves FastAPI's dependency resolution (about 3% of a submission's instructions, measured). The rest,
-    # database work included, runs in the thread pool in one hop.
+    # The gate and the body are awaited here rather than declared as dependencies (as in ``show_form``): on the
+    # busiest routes that saves FastAPI's dependency resolution. The rest, database work included, runs in the
+    # thread pool in one hop.
     verdict = await _gate(request)
     form = await _submitted(request)
     return await run_in_threadpool(_save, token, request, verdict, form)
