@@ -54,6 +54,7 @@ from alembic import command  # noqa: E402
 from alembic.config import Config  # noqa: E402
 from sqlalchemy import delete, insert, update  # noqa: E402
 
+from scoring.spec import SCALE_BOUNDS  # noqa: E402
 from service.config import REPO_ROOT, Settings  # noqa: E402
 from service.db import make_engine, make_sessionmaker, transaction  # noqa: E402
 from service.instruments.loader import load_definitions  # noqa: E402
@@ -87,7 +88,7 @@ def answers_of(instrument: Instrument, n: int, unit: np.ndarray, rng: np.random.
     columns: dict[str, list[Any]] = {}
     for item in instrument.items:
         if item.type in ("likert5", "likert7", "nps"):
-            low, high = {"likert5": (1, 5), "likert7": (1, 7), "nps": (0, 10)}[item.type]
+            low, high = SCALE_BOUNDS[item.type]
             mid, spread = (low + high) / 2, (high - low) / 4
             value = mid + spread * (level.get(item.construct_id or "", np.zeros(n)) + rng.normal(0, 0.7, n))
             columns[item.id] = np.clip(np.rint(value), low, high).astype(int).tolist()

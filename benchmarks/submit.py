@@ -124,6 +124,7 @@ def create_baseline_table(url: str) -> None:
 
 def survey_bodies(count: int, seed: int = 1) -> tuple[list[str], list[list[str]]]:
     """``count`` complete career-safety surveys as url-encoded bodies: one whole post, and one per page."""
+    from scoring.spec import SCALE_BOUNDS
     from service.config import Settings
     from service.instruments.loader import load_definitions
 
@@ -132,7 +133,7 @@ def survey_bodies(count: int, seed: int = 1) -> tuple[list[str], list[list[str]]
 
     def answer(item: Any) -> list[str]:
         if item.type in ("likert5", "likert7", "nps"):
-            low, high = {"likert5": (1, 5), "likert7": (1, 7), "nps": (0, 10)}[item.type]
+            low, high = SCALE_BOUNDS[item.type]
             return [str(rng.randint(low, high))]
         options = [o.id for o in item.options]
         if item.type == "single":

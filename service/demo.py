@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from scoring.spec import SCALE_BOUNDS
 from service import links
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
@@ -110,7 +111,7 @@ def synthetic_answers(
 
 def _answer(item: Item, rng: np.random.Generator, level: float, reverse: bool, barriers: float) -> Any:
     if item.type in ("likert5", "likert7", "nps"):
-        lo, hi = {"likert5": (1, 5), "likert7": (1, 7), "nps": (0, 10)}[item.type]
+        lo, hi = SCALE_BOUNDS[item.type]
         mid, spread = (lo + hi) / 2, (hi - lo) / 4
         value = mid + spread * (level + rng.normal(0, 0.7))
         if reverse:

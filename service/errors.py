@@ -46,20 +46,8 @@ class Conflict(PeilError):
     status, code = 409, "conflict"
 
 
-class PayloadTooLarge(PeilError):
-    status, code = 413, "payload_too_large"
-
-
 class Unprocessable(PeilError):
     status, code = 422, "invalid"
-
-
-class TooManyRequests(PeilError):
-    status, code = 429, "too_many_requests"
-
-
-class Unavailable(PeilError):
-    status, code = 503, "unavailable"
 
 
 class BodyTooLarge(Exception):

@@ -90,10 +90,6 @@ class ParticipantIn(_In):
     attributes: dict[AttributeName, AttributeValue] = {}
 
 
-class ParticipantsUpload(_In):
-    participants: list[ParticipantIn] = Field(max_length=50_000)
-
-
 class UnitCount(BaseModel):
     unit_key: str
     created: int

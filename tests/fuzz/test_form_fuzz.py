@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
+from scoring.spec import SCALE_BOUNDS
 from service.instruments.schema import Instrument, Item
 from tests.forms.answers import all_answers, answers_for, as_fields
 from tests.forms.conftest import Survey, responses
@@ -89,7 +90,7 @@ def _listed(value: Any) -> list[str]:
 def _valid(item: Item, value: Any) -> bool:
     """An independent check of a stored answer's shape (not the service's own parser)."""
     if item.type in ("likert5", "likert7", "nps"):
-        low, high = {"likert5": (1, 5), "likert7": (1, 7), "nps": (0, 10)}[item.type]
+        low, high = SCALE_BOUNDS[item.type]
         return type(value) is int and low <= value <= high
     options = [o.id for o in item.options]
     if item.type == "single":

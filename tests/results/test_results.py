@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from scoring.spec import SCALE_BOUNDS
 from service.cli import app as cli
 from service.exports import columns
 from service.instruments.schema import Instrument
@@ -26,7 +27,7 @@ from tests.factories import small_tree
 from tests.results.conftest import PER_TEAM, TEAMS, Wave, answered_wave, close
 
 CSV = {"accept": "text/csv"}
-BOUNDS = {"likert5": (1, 5), "likert7": (1, 7), "nps": (0, 10)}
+BOUNDS = SCALE_BOUNDS
 
 
 def subtree(unit: str) -> list[str]:
