@@ -1,32 +1,38 @@
 """Benchmark of survey submissions through the web form, against a minimal insert-only app, in the same run.
 
     .venv/bin/python benchmarks/submit.py            # SQLite, then PostgreSQL (127.0.0.1:5432)
-    .venv/bin/python benchmarks/submit.py --quick    # fewer submissions and a shorter paced run
+    .venv/bin/python benchmarks/submit.py --quick    # fewer submissions, shorter rounds
     .venv/bin/python benchmarks/submit.py --backend sqlite
 
 For each database it does what a user would: a fresh database, `peil db upgrade`, `peil keys create`, and
 `peil serve --workers 2` on a free 127.0.0.1 port; then, as HR over the API, an org tree, a `career-safety`
-wave and 20,000 invitations, opened. A separate load process posts complete surveys to the links, each link
-once, the whole survey in one form POST to ``/s/{token}`` (what the form's own tests post; it runs the same
-checks and storage as the page-by-page flow). Full runs also measure the page-by-page flow a browser walks
-through (six page posts, each followed by loading the next page), counted as one submission per survey.
+wave and as many invitations as the run needs, opened; the links are read from the mails Peil writes to its
+file outbox. A separate load process answers each link once, in two ways:
 
-The baseline is a minimal FastAPI app defined below, served by the same uvicorn with 2 workers on the same
-kind of database (same engine settings) that takes the same form POST and inserts its fields as JSON into
-one table. (It writes no access log; `peil serve` does, as a user runs it.) Both are measured at full speed
-(a closed loop: submissions per second, p50, p99) and paced at 200 submissions per second (an open loop;
-latency counts from the scheduled send time, so queueing is not hidden), both over 16 keep-alive
-connections, as a reverse proxy's upstream pool would hold, each closed and opened again after 100 requests
-so that both workers get their share. Every submission must get its 200 and thank-you page; the number of
-complete responses the service reports afterwards must equal the number of thank-you pages.
+- the whole survey in one form POST to ``/s/{token}`` (no browser does this; it runs the same checks and storage);
+- page by page, as a browser walks the form: open the link, post each of the six pages and follow each 303 to
+  the next page (12 requests a survey).
 
-The load process is a bare HTTP/1.1 client (prepared bytes out, status, headers and body in) that costs
-about 0.1 ms of CPU per submission, so it leaves the two cores to the servers. Each measurement also
-prints the CPU the servers used per submission (the uvicorn processes, and PostgreSQL's processes: the
-whole local cluster, so other work on it counts too), read from /proc: on a busy machine the throughput
-moves by tens of percent from run to run, the CPU per submission much less.
+The baseline is a minimal FastAPI app defined below, served by the same uvicorn with 2 workers on the same kind
+of database (same engine settings) that takes one form POST and inserts its fields as JSON into one table: a bare
+insert per request. (It writes no access log; `peil serve` does, as a user runs it.) Measurements alternate
+(baseline, whole posts, page by page, in each round), at full speed (a closed loop: submissions or surveys per
+second, requests per second, p50, p99) and paced (an open loop, latency counted from the scheduled send time, so
+queueing is not hidden): whole posts at 200/s, and surveys at 50/s page by page, where each page's wait (a post
+and the page it redirects to) is timed too. All over 16 keep-alive connections, as a reverse proxy's upstream
+pool would hold, each closed and opened again after 100 requests so that both workers get their share. Every
+survey must end on its thank-you page; the complete responses stored must equal the thank-you pages. Errors are
+counted for the baseline as well as for Peil.
 
-Goals on a 2-core machine: >= 60% of the baseline's throughput, p99 < 100 ms at 200/s, zero errors.
+The load process is a bare HTTP/1.1 client (prepared bytes out, status, headers and body in) that costs about 0.1
+ms of CPU per request, so it leaves the two cores to the servers. Each measurement also prints the CPU the servers
+used per submission (the uvicorn processes, and PostgreSQL's processes: the whole local cluster, so other work on
+it counts too), read from /proc: on a busy machine the throughput moves by tens of percent from run to run, the CPU
+per submission much less.
+
+Goals on a 2-core machine (benchmarks/README.md): whole posts at >= 60% of the baseline's rate; page-by-page
+requests at >= 50% of the baseline's requests per second; p99 < 100 ms for whole posts at 200/s and per page at
+50 surveys/s; zero errors.
 """
 
 from __future__ import annotations
