@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
@@ -156,6 +156,7 @@ def test_random_form_posts(form_client: TestClient, survey: Survey, engine: Engi
     body=st.binary(max_size=200),
     method=st.sampled_from(["GET", "POST"]),
 )
+@example(token=".", body=b"", method="GET")
 def test_random_links(
     form_client: TestClient, survey: Survey, engine: Engine, token: str, body: bytes, method: str
 ) -> None:
@@ -169,5 +170,7 @@ def test_random_links(
         follow_redirects=False,
     )
     assert response.status_code < 500
-    assert response.status_code in (200, 303, 404, 405, 409, 410, 413, 415, 422, 429)
+    # 307: a token of dot segments ("." or "a/..") is resolved by the client, as by a browser, into "/s/", which
+    # the router redirects to "/s" without reading the link.
+    assert response.status_code in (200, 303, 307, 404, 405, 409, 410, 413, 415, 422, 429)
     assert _snapshot(engine) == before or response.status_code in (200, 303)
