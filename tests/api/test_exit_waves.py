@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from fastapi import FastAPI
@@ -14,12 +15,13 @@ from sqlalchemy import select
 
 from service.db import transaction
 from service.forms import storage
+from service.invitations.sender import FileSender
 from service.models import AuditEntry
 from service.waves import close, periods
 from service.waves import service as waves
 from tests.factories import create_wave, make_key, participants, put_tree
 from tests.forms.answers import all_answers, as_fields
-from tests.mail import mail_links
+from tests.mail import mail_links, outbox, run_mail_job
 
 K = 3
 
@@ -115,6 +117,12 @@ def test_leavers_join_the_open_wave_and_a_quarter_is_published_once_ended(
     assert again.status_code == 410 and "gesloten" in again.text  # the closed page, its answers kept
     assert client.get(f"/api/v1/waves/{wave['id']}/results", headers=hr).status_code == 409  # the wave runs on
     _leave(client, hr, wave["id"], [{"unit_key": "team2", "email": "later@example.com"}])
+    # Reminders pass over those whose answers a period took: they answered.
+    assert client.post(f"/api/v1/waves/{wave['id']}/reminders", headers=hr).status_code == 202
+    folder = app.state.settings.data_dir / f"outbox-exit-{wave['id']}-{uuid4().hex}"
+    run_mail_job(app, FileSender(folder))
+    assert {m.to for m in outbox(folder) if m.kind == "reminder"} <= {"later@example.com"}
+    assert "later@example.com" in {m.to for m in outbox(folder) if m.kind == "invitation"}
 
 
 def _answer_on(app: FastAPI, tokens: list[str], day: datetime) -> None:
