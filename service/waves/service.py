@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service import audit
@@ -216,7 +216,9 @@ def list_waves(session: Session) -> list[Wave]:
 
 
 def counts_per_unit(session: Session, wave_id: int) -> tuple[dict[int, int], dict[int, int]]:
-    """Invitations and complete responses per unit (direct members only)."""
+    """Invitations and complete responses per unit (direct members only). A continuous wave's responses include
+    those its published periods took: its leavers answered, wherever their answers now are."""
+    with_periods = select(Wave.id).where(or_(Wave.id == wave_id, Wave.parent_id == wave_id))
     invited = dict(
         session.execute(
             select(Invitation.unit_id, func.count()).where(Invitation.wave_id == wave_id).group_by(Invitation.unit_id)
@@ -225,7 +227,7 @@ def counts_per_unit(session: Session, wave_id: int) -> tuple[dict[int, int], dic
     responded = dict(
         session.execute(
             select(Response.unit_id, func.count())
-            .where(Response.wave_id == wave_id, Response.complete.is_(True))
+            .where(Response.wave_id.in_(with_periods), Response.complete.is_(True))
             .group_by(Response.unit_id)
         ).all()
     )

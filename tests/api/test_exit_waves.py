@@ -116,6 +116,8 @@ def test_leavers_join_the_open_wave_and_a_quarter_is_published_once_ended(
     again = client.post(f"/s/{tokens[0]}", data=as_fields(all_answers(instrument, 7)))
     assert again.status_code == 410 and "gesloten" in again.text  # the closed page, its answers kept
     assert client.get(f"/api/v1/waves/{wave['id']}/results", headers=hr).status_code == 409  # the wave runs on
+    live = client.get(f"/api/v1/waves/{wave['id']}/participation", headers=hr).json()["units"][0]
+    assert live["unit_key"] == "org" and live["invited"] == 4 and live["rate"] == 1.0  # the period's answers count
     _leave(client, hr, wave["id"], [{"unit_key": "team2", "email": "later@example.com"}])
     # Reminders pass over those whose answers a period took: they answered.
     assert client.post(f"/api/v1/waves/{wave['id']}/reminders", headers=hr).status_code == 202
