@@ -1,4 +1,5 @@
-"""`peil demo`: an organisation with a closed wave of synthetic answers and an open pulse wave.
+"""`peil demo`: an organisation with a closed wave of synthetic answers, an open pulse wave, and a year behind
+them (``service.demo_history``: a pilot with pulse waves around it, outcomes, an exit wave).
 
 About 150 teams in departments and divisions, about 2,000 participants with ``tenure_band`` and
 ``location``. A few teams are clearly low on psychological safety and a few report strong mobility
@@ -21,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from scoring.spec import SCALE_BOUNDS
-from service import links
+from service import demo_history, links
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.forms import storage
@@ -45,6 +46,7 @@ TENURE = ("<1", "1-3", "3-5", "5+")
 LOCATIONS = ("Amsterdam", "Utrecht", "Eindhoven", "Remote")
 DIVISIONS = ("Operations", "Technology", "Commercial", "Support")
 RESPONSE_RATE = 0.78
+LAGGING = {"career_conversation": -0.45}  # career talks happen too rarely here: the focus area the demo shows
 PULSE_PARTICIPANTS = (  # the three people of the open pulse wave whose mails a newcomer can open
     {"unit_key": "team-001", "email": "anna@example.com", "attributes": {"tenure_band": "1-3", "location": "Utrecht"}},
     {"unit_key": "team-002", "email": "bram@example.com", "attributes": {"tenure_band": "<1", "location": "Remote"}},
@@ -95,7 +97,8 @@ def synthetic_answers(
     instrument: Instrument, rng: np.random.Generator, *, safety: float, barriers: float
 ) -> dict[str, Any]:
     """One respondent's answers: a latent level per construct, lowered by ``safety`` and ``barriers`` shifts."""
-    level = {c.id: rng.normal(0.9, 0.7) for c in instrument.constructs}
+    general = rng.normal(0, 0.55)  # how someone feels about work overall: constructs go together, as drivers do
+    level = {c.id: 0.9 + LAGGING.get(c.id, 0.0) + general + rng.normal(0, 0.45) for c in instrument.constructs}
     level["psych_safety"] = level.get("psych_safety", 0.0) + safety
     level["mobility"] = level.get("mobility", 0.0) - barriers
     reverse = {rid for c in instrument.constructs for rid in c.reverse}
@@ -207,6 +210,7 @@ def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[st
             add_participants(session, pulse_wave, list(PULSE_PARTICIPANTS), secret=secret, max_rows=3)
             waves.open_wave(session, pulse_wave, now)
             pulse_wave_id = pulse_wave.id
+            history = demo_history.build(session, loaded, secret, rng, sizes, synthetic_answers, now)
         close.run_due(factory, loaded)  # the close job, as the worker in `peil serve` runs it
         with transaction(factory) as session:
             built = session.get(WaveResult, closed_id) is not None
@@ -219,6 +223,7 @@ def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[st
         yield f"Teams low on psychological safety: {', '.join(sorted(low_safety))}"
         yield f"Teams with strong mobility barriers: {', '.join(sorted(high_barriers))}"
         yield f"Wave {pulse_wave_id} (career-pulse) is open; Peil mailed its {sent.sent} participants their invitation."
+        yield from demo_history.report(factory, loaded, history, closed_id)
         yield from _hand_out(factory, settings, secret)
     finally:
         engine.dispose()
@@ -258,7 +263,9 @@ def _hand_out(factory: Any, settings: Settings, secret: bytes) -> Iterator[str]:
     with transaction(factory) as session:
         _row, dashboard = keys.create(session, role="dashboard", name="demo dashboard")
         _row, hr = keys.create(session, role="hr", name="demo hr")
-        pulse = session.scalar(select(Wave).where(Wave.state == "open").order_by(Wave.id.desc()))
+        pulse = session.scalar(
+            select(Wave).where(Wave.state == "open", Wave.instrument == "career-pulse").order_by(Wave.id.desc())
+        )
         hashes = set()
         if pulse is not None:
             query = select(Invitation.token_hash).where(Invitation.wave_id == pulse.id)

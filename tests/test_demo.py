@@ -70,6 +70,24 @@ def test_the_demo_publishes_the_organisation_and_most_teams(client: TestClient, 
         )
         assert kept == 0
 
+    # The year behind it: the pilot's effect with its interval, the focus areas, the exit wave's periods.
+    effect = re.search(r"effect on mobility: ([+-][\d.]+) \(95 % interval ([+-][\d.]+) to ([+-][\d.]+)\)", done.output)
+    assert effect is not None, done.output
+    estimate, low, high = (float(x) for x in effect.groups())
+    assert 0 < low < estimate < high  # the pilot department's mobility visibly rose
+    assert re.search(r"^  1\. career_conversation \(against enps\)", done.output, re.MULTILINE), done.output
+    exit_wave = int(re.search(r"Exit wave (\d+) \(continuous\)", done.output).group(1))  # type: ignore[union-attr]
+    hr_key = re.search(r"HR key \(shown once\): (\S+)", done.output).group(1)  # type: ignore[union-attr]
+    hr = {"Authorization": f"Bearer {hr_key}"}
+    shown = client.get(f"/api/v1/waves/{exit_wave}", headers=hr).json()
+    assert shown["kind"] == "continuous" and shown["state"] == "open" and len(shown["periods"]) >= 2
+    for period in shown["periods"]:
+        assert period["state"] == "closed"
+        cell = client.get(f"/api/v1/waves/{period['wave_id']}/results", headers=headers).json()["units"][0]["total"]
+        assert not cell["suppressed"] and cell["n"] >= 5
+    outcomes = client.get("/api/v1/outcomes", headers=headers)
+    assert outcomes.status_code == 200 and len(outcomes.json()["periods"]) == 4, outcomes.text
+
     again = peil.invoke(cli, ["demo", "--once"])
     assert again.exit_code == 0 and "already loaded" in again.output
     assert re.findall(r"^Mail: (\S+)$", again.output, re.MULTILINE) == paths  # the same mails, pointed to again

@@ -138,7 +138,9 @@ def _saved(
     try:
         save(db, link, token=token, secret=secret, answers=answers, complete=complete)
     except WaveNotOpen as exc:
-        return NotOpen(open_link(db, token, secret) or replace(link, state=exc.state))
+        found = open_link(db, token, secret)
+        # Still open: the link's answers went into a published period of a continuous wave, and are final.
+        return NotOpen(found if found is not None and found.state != "open" else replace(link, state=exc.state))
     return None
 
 

@@ -124,7 +124,8 @@ def open_link(db: Connection, token: str, secret: bytes) -> Link | None:
 #
 # The first save of a link inserts its row; a later one merges the page into it (an item answered ``None`` is
 # removed); a response once complete stays complete. Concurrent saves of one link meet on the unique
-# ``token_mac``: one inserts, the others merge.
+# ``token_mac``: one inserts, the others merge. A response that a continuous wave's published period took
+# (``service.waves.periods``) is no longer the link's wave's: it is final, and a save stores nothing.
 
 _ROW_PARAMS = (
     bindparam("wave_id", type_=Integer()),
@@ -148,6 +149,7 @@ _SAVE_PG = text(
             answers = ((r.answers::jsonb - CAST(:removed AS text[])) || excluded.answers::jsonb)::json,
             complete = r.complete OR excluded.complete,
             answered_on = excluded.answered_on
+        WHERE r.wave_id = excluded.wave_id
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM open_wave) + (SELECT count(*) FROM saved)
@@ -163,6 +165,7 @@ _SAVE_SQLITE = text(
         answers = json_patch(responses.answers, :patch),
         complete = responses.complete OR excluded.complete,
         answered_on = excluded.answered_on
+    WHERE responses.wave_id = excluded.wave_id
     """
 ).bindparams(*_ROW_PARAMS, bindparam("patch", type_=JSON()))
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import links
@@ -314,9 +314,11 @@ class _Job:
             # (the query asks for a sealed contact and a token hash: neither is None here)
             people = {i: contact.unseal(self.secret, cast(bytes, sealed)) for i, _h, sealed in rows}
             macs = {links.token_mac(self.secret, person.token): i for i, person in people.items()}
+            # A continuous wave's published periods hold the responses moved out of it: those count as answered.
+            waves = select(Wave.id).where(or_(Wave.id == wave_id, Wave.parent_id == wave_id))
             complete = session.scalars(
                 select(Response.token_mac).where(
-                    Response.wave_id == wave_id, Response.complete.is_(True), Response.token_mac.in_(list(macs))
+                    Response.wave_id.in_(waves), Response.complete.is_(True), Response.token_mac.in_(list(macs))
                 )
             )
             submitted = {macs[mac] for mac in complete}

@@ -44,7 +44,7 @@ def load_inputs(
     stored one hid: that stays hidden, so that the two builds together publish no more than the first, whatever
     changed in the engine since."""
     spec = to_spec(instruments[(wave.instrument, wave.version)].instrument)
-    tree = load_tree(session)
+    tree = load_tree(session, wave.scope_unit_id)  # a scoped wave's table is rooted at its scope
     data = load_wave_data(session, wave, spec, tree)
     before = previous_wave(session, wave, spec, instruments)
     previous = None
@@ -80,7 +80,8 @@ def org_tree(tree: Tree) -> OrgTree:
 
 
 def load_wave_data(session: Session, wave: Wave, spec: InstrumentSpec, tree: Tree) -> WaveData:
-    """Every complete response of ``wave`` and its invitations per unit, as arrays over ``tree``.
+    """Every complete response of ``wave`` and its invitations per unit, as arrays over ``tree`` (a subtree
+    leaves out the rows of other units: a scoped wave, or an organisation-wide wave before it).
 
     The answers are read as the JSON texts they are stored as and parsed together, column by column, by Arrow's
     JSON reader (``_json_lines``): no Python object per answer. A stored answer the instrument does not know (an
@@ -89,16 +90,17 @@ def load_wave_data(session: Session, wave: Wave, spec: InstrumentSpec, tree: Tre
     position = np.full(max(tree.ids, default=0) + 1, -1, dtype=np.int64)
     position[tree.ids] = np.arange(len(tree.ids))
     invited = np.zeros(len(tree.keys), dtype=np.int64)
-    for unit_id, count in session.execute(
-        select(Invitation.unit_id, func.count()).where(Invitation.wave_id == wave.id).group_by(Invitation.unit_id)
-    ):
+    invitations = select(Invitation.unit_id, func.count()).where(Invitation.wave_id == wave.id)
+    answered = select(
+        Response.token_mac, Response.unit_id, cast(Response.attributes, Text), cast(Response.answers, Text)
+    ).where(Response.wave_id == wave.id, Response.complete.is_(True))
+    if not tree.whole:
+        invitations = invitations.where(Invitation.unit_id.in_(tree.ids))
+        answered = answered.where(Response.unit_id.in_(tree.ids))
+    for unit_id, count in session.execute(invitations.group_by(Invitation.unit_id)):
         invited[position[unit_id]] = count
 
-    stored = session.connection().execute(  # Core: plain tuples, the JSON as the text it is stored as
-        select(
-            Response.token_mac, Response.unit_id, cast(Response.attributes, Text), cast(Response.answers, Text)
-        ).where(Response.wave_id == wave.id, Response.complete.is_(True))
-    )
+    stored = session.connection().execute(answered)  # Core: plain tuples, the JSON as the text it is stored as
     # Ordered by a keyed hash of the link: an order that says nothing of who answered when, and that the close
     # keeps (it gives the rows new ids), so that a table built again sums in the same order, to the last bit.
     rows = sorted(stored, key=itemgetter(0))

@@ -21,12 +21,36 @@ class Tree:
     names: list[str]
     parent: list[int]  # index into keys, -1 at a root
     ids: list[int]
+    whole: bool = True  # False for a subtree (``subtree``): rows of other units are left out when loading
 
     def index(self) -> dict[str, int]:
         return {key: i for i, key in enumerate(self.keys)}
 
 
-def load_tree(session: Session) -> Tree:
+def subtree(tree: Tree, unit_id: int) -> Tree:
+    """The part of ``tree`` under the unit ``unit_id``, that unit its root: a scoped wave's tree. Depth-first
+    order keeps a subtree contiguous, starting at its root."""
+    start = tree.ids.index(unit_id)
+    end = start + 1
+    while end < len(tree.ids) and _below(tree, end, start):
+        end += 1
+    return Tree(
+        keys=tree.keys[start:end],
+        names=tree.names[start:end],
+        parent=[-1] + [p - start for p in tree.parent[start + 1 : end]],
+        ids=tree.ids[start:end],
+        whole=False,
+    )
+
+
+def _below(tree: Tree, node: int, root: int) -> bool:
+    while node > root:
+        node = tree.parent[node]
+    return node == root
+
+
+def load_tree(session: Session, root: int | None = None) -> Tree:
+    """The org tree, or with ``root`` (a unit's id: a scoped wave's) the subtree under that unit."""
     rows = session.execute(select(Unit.id, Unit.key, Unit.name, Unit.parent_id).order_by(Unit.id)).all()
     by_id = {row.id: row for row in rows}
     children: dict[int | None, list[int]] = {}
@@ -39,12 +63,13 @@ def load_tree(session: Session) -> Tree:
         order.append(unit_id)
         stack.extend(reversed(children.get(unit_id, [])))
     position = {unit_id: i for i, unit_id in enumerate(order)}
-    return Tree(
+    tree = Tree(
         keys=[by_id[u].key for u in order],
         names=[by_id[u].name for u in order],
         parent=[position[p] if (p := by_id[u].parent_id) is not None else -1 for u in order],
         ids=order,
     )
+    return tree if root is None else subtree(tree, root)
 
 
 def parents(session: Session) -> list[tuple[str, str | None]]:

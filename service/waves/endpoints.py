@@ -15,7 +15,7 @@ from service.errors import Unprocessable
 from service.invitations.service import mail_counts
 from service.results.tabular import CSV_RESPONSE
 from service.spreadsheets import csv_text
-from service.waves import participants, service
+from service.waves import participants, periods, service
 from service.waves.participation import as_csv, within
 from service.waves.participation import participation as participation_of
 from service.waves.schemas import (
@@ -23,6 +23,7 @@ from service.waves.schemas import (
     ParticipantsRemoved,
     ParticipantsUploaded,
     Participation,
+    Period,
     UnitCount,
     Wave,
     WaveCreate,
@@ -46,6 +47,12 @@ def _out(session: SessionDep, wave: Any) -> Wave:
     out = Wave.model_validate(wave)
     out.invited = service.invited_count(session, wave.id)
     out.mail = mail_counts(session, wave.id)
+    out.scope = service.scope_key(session, wave)
+    if wave.kind == "continuous":
+        out.periods = [
+            Period(wave_id=p.id, name=p.name, starts_at=p.opens_at, ends_at=p.closes_at, state=p.state)
+            for p in periods.published(session, wave)
+        ]
     return out
 
 
@@ -141,7 +148,7 @@ _PARTICIPANTS_BODY = {
 @router.post(
     "/waves/{wave_id}/participants",
     status_code=201,
-    summary="Add participants to a draft wave",
+    summary="Add participants to a draft wave, or to an open continuous one",
     response_model=ParticipantsUploaded,
     responses={**ERRORS, 409: {}, 413: {}, 422: {}, 201: {"content": {"text/csv": {}}}},
     openapi_extra=_PARTICIPANTS_BODY,
@@ -150,14 +157,17 @@ def add_participants(
     wave_id: int, key: HR, body: RawBody, request: Request, session: SessionDep, settings: SettingsDep
 ) -> ParticipantsUploaded | Response:
     """Invite participants (JSON or CSV, all rows or none); answers counts per unit. Peil mails each their link
-    when the wave opens: no link is in this answer, or anywhere HR can read."""
+    when the wave opens (in an open continuous wave, within seconds): no link is in this answer, or anywhere HR
+    can read."""
     wave = service.advance(session, service.get(session, wave_id, for_update=True))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     rows = participants.parse_csv(body, wave.attributes) if content_type == "text/csv" else _json_rows(body)
     uploaded = participants.add_participants(
         session, wave, rows, secret=request.app.state.secret, max_rows=settings.max_participants
     )
-    audit.record(session, key, "participants.uploaded", wave.id, count=uploaded.created)
+    # An open continuous wave's additions are audited as such: each is someone invited while the wave runs.
+    action = "participants.added" if wave.state == "open" else "participants.uploaded"
+    audit.record(session, key, action, wave.id, count=uploaded.created)
     units = [UnitCount(unit_key=unit, created=n) for unit, n in sorted(uploaded.per_unit.items())]
     if wants_csv(request):
         lines = [[unit.unit_key, unit.created] for unit in units]

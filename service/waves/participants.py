@@ -23,6 +23,7 @@ from service import links
 from service.errors import Conflict, Unprocessable
 from service.invitations import contact
 from service.models import Invitation, Unit, Wave
+from service.units.service import load_tree
 from service.waves.schemas import ParticipantIn
 
 MAX_VALUES_PER_ATTRIBUTE = 50
@@ -77,15 +78,20 @@ def parse_csv(body: bytes, attributes: Iterable[str]) -> list[dict[str, Any]]:
 def add_participants(
     session: Session, wave: Wave, raw_rows: list[dict[str, Any]], *, secret: bytes, max_rows: int
 ) -> Uploaded:
-    """Validate every row, then create one invitation per row (mailed by the mail job once the wave is open)."""
-    if wave.state != "draft":
+    """Validate every row, then create one invitation per row (mailed by the mail job once the wave is open).
+
+    A draft takes participants; of the open waves only a continuous one (people are invited as they leave). A
+    scoped wave takes only the units of its scope's subtree.
+    """
+    if not takes_participants(wave):
         raise Conflict(_FIXED if wave.state == "open" else f"participants cannot join a {wave.state} wave")
     if len(raw_rows) > max_rows:
         raise Unprocessable(f"at most {max_rows} participants in one upload; got {len(raw_rows)}")
     if not raw_rows:
         raise Unprocessable("no participants given")
     unit_ids = dict(session.execute(select(Unit.key, Unit.id)).all())
-    rows, emails, errors = _checked_rows(wave, raw_rows, unit_ids)
+    scope = None if wave.scope_unit_id is None else load_tree(session, wave.scope_unit_id)
+    rows, emails, errors = _checked_rows(wave, raw_rows, unit_ids, None if scope is None else set(scope.keys))
     errors += _duplicates(session, wave, emails, secret)
     values = _values_with(wave, rows)
     if not errors:
@@ -118,10 +124,16 @@ def add_participants(
     return Uploaded(dict(Counter(row.unit_key for row in rows)))
 
 
+def takes_participants(wave: Wave) -> bool:
+    """A draft wave takes participants, and an open continuous one: the only list that grows once open."""
+    return wave.state == "draft" or (wave.state == "open" and wave.kind == "continuous")
+
+
 def _checked_rows(
-    wave: Wave, raw_rows: list[dict[str, Any]], unit_ids: dict[str, int]
+    wave: Wave, raw_rows: list[dict[str, Any]], unit_ids: dict[str, int], scope: set[str] | None
 ) -> tuple[list[ParticipantIn], dict[int, str], list[dict[str, Any]]]:
-    """The rows that parse, their normalised emails by row number, and every problem with a row number."""
+    """The rows that parse, their normalised emails by row number, and every problem with a row number
+    (``scope``: the unit keys of a scoped wave's subtree)."""
     expected = set(wave.attributes)
     errors: list[dict[str, Any]] = []
     rows: list[ParticipantIn] = []
@@ -140,6 +152,8 @@ def _checked_rows(
             errors.append({"row": number, "field": "email", "reason": f"email: {exc}"})
         if row.unit_key not in unit_ids:
             errors.append({"row": number, "field": "unit_key", "reason": f"unknown unit {row.unit_key!r}"})
+        elif scope is not None and row.unit_key not in scope:
+            errors.append({"row": number, "field": "unit_key", "reason": f"{row.unit_key!r} is outside the scope"})
         missing = sorted(expected - row.attributes.keys())
         unknown = sorted(row.attributes.keys() - expected)
         if missing:

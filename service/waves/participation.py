@@ -69,7 +69,7 @@ def snapshot(session: Session, wave: Wave, tree: Tree, now: datetime) -> tuple[t
 
 def participation(session: Session, wave: Wave, now: datetime | None = None) -> Participation:
     """Every unit's row: figures where the guard publishes them, else ``suppressed`` and why."""
-    tree = load_tree(session)
+    tree = load_tree(session, wave.scope_unit_id)
     table = table_of(session, wave) if wave.state == "closed" else None
     as_of: datetime | None = None
     cells: Sequence[ParticipationCell]

@@ -34,6 +34,13 @@ class WaveCreate(_In):
     min_group_size: int | None = Field(default=None, ge=3, le=1000, description="default: PEIL_MIN_GROUP_SIZE (5)")
     attributes: Annotated[list[AttributeName], Field(max_length=MAX_ATTRIBUTES), AfterValidator(_unique)] = []
     language: Language = Field(default="nl", description="the mails' language for participants who name none")
+    scope: UnitKey | None = Field(
+        default=None, description="a unit's key: only its subtree takes part, and the table is rooted there"
+    )
+    kind: Literal["single", "continuous"] = Field(
+        default="single",
+        description="continuous: the exit survey, taking participants while open, published per period",
+    )
 
 
 class WaveUpdate(_In):
@@ -54,6 +61,16 @@ class MailCounts(BaseModel):
     sent: int = 0
     failed: int = 0
     removed: int = 0
+
+
+class Period(BaseModel):
+    """One published period of a continuous wave: a wave of its own (``wave_id``) holding that window's answers."""
+
+    wave_id: int
+    name: str
+    starts_at: datetime
+    ends_at: datetime
+    state: Literal["closing", "closed"]
 
 
 class Wave(BaseModel):
@@ -77,6 +94,10 @@ class Wave(BaseModel):
     close_attempts: int = Field(default=0, description="runs of the close job on this wave so far")
     close_error: str | None = Field(default=None, description="why the close job's last run failed, while closing")
     close_retry_at: datetime | None = Field(default=None, description="when the close job runs again after it")
+    kind: Literal["single", "continuous", "period"] = "single"
+    scope: str | None = Field(default=None, description="the unit whose subtree the wave covers; null: everyone")
+    parent_id: int | None = Field(default=None, description="a period's continuous wave")
+    periods: list[Period] = Field(default_factory=list, description="a continuous wave's published periods")
 
 
 class WaveList(BaseModel):
