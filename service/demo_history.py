@@ -245,16 +245,17 @@ def report(factory: sessionmaker[Session], instruments: Instruments, history: Hi
         invited = waves.invited_count(session, history.exit_wave)
     shown = f"{PILOT_NAME!r} in {PILOT_UNIT} from {pilot.starts_on} (waves {', '.join(map(str, history.pulse_waves))})"
     yield f"Pilot {shown}:"
-    if effect.estimate is not None and effect.estimate.ci_low is not None and effect.estimate.ci_high is not None:
-        e = effect.estimate
+    e = effect.estimate
+    if e is not None and e.ci_low is not None and e.ci_high is not None:
         yield f"  effect on {PILOT_CONSTRUCT}: {e.estimate:+.2f} (95 % interval {e.ci_low:+.2f} to {e.ci_high:+.2f})"
-    yield f"  {effect.message_en}"
+    else:
+        yield f"  on {PILOT_CONSTRUCT}: {effect.message_en}"
     yield f"  on the internal mobility rate: {mobility.message_en}"
     areas = [] if table is None else drivers(table, table.units[0].key).units[0].focus_areas
-    yield f"Focus areas of wave {survey} (the organisation):" + ("" if areas else " none")
+    yield f"Focus areas of wave {survey} (the organisation), ranked per outcome:" + ("" if areas else " none")
     for a in areas:
         yield (
-            f"  {a.rank}. {a.construct_id} (against {a.outcome}): index {a.index:.0f} against {a.baseline:.0f}, "
+            f"  against {a.outcome}, {a.rank}. {a.construct_id}: index {a.index:.0f} against {a.baseline:.0f}, "
             f"r = {a.r:.2f} (95 % interval {a.ci_low:.2f} to {a.ci_high:.2f})"
         )
     periods_shown = ", ".join(f"{p.name.rsplit(', ', 1)[-1]} (wave {p.id})" for p in published) or "none yet"

@@ -75,7 +75,7 @@ def test_the_demo_publishes_the_organisation_and_most_teams(client: TestClient, 
     assert effect is not None, done.output
     estimate, low, high = (float(x) for x in effect.groups())
     assert 0 < low < estimate < high  # the pilot department's mobility visibly rose
-    assert re.search(r"^  1\. career_conversation \(against enps\)", done.output, re.MULTILINE), done.output
+    assert re.search(r"^  against enps, 1\. career_conversation:", done.output, re.MULTILINE), done.output
     exit_wave = int(re.search(r"Exit wave (\d+) \(continuous\)", done.output).group(1))  # type: ignore[union-attr]
     hr_key = re.search(r"HR key \(shown once\): (\S+)", done.output).group(1)  # type: ignore[union-attr]
     hr = {"Authorization": f"Bearer {hr_key}"}
