@@ -571,6 +571,8 @@ def suppress_partition(
     k: int,
     statistics: Sequence[Statistic],
     hidden_before: npt.ArrayLike | None = None,
+    *,
+    locked: npt.ArrayLike | None = None,
 ) -> Suppression:
     """The one suppression pattern of a wave's table (module docstring): ``(n_units, 1 + sum(n_values))``.
 
@@ -579,16 +581,23 @@ def suppress_partition(
     no more than the earlier build published, and nobody can difference the two. When the pattern built afresh
     already does (the usual case, the same engine), it is the one returned: a rebuild gives the same table.
     Otherwise the build starts again with those cells locked hidden.
+
+    ``locked``: cells hidden whatever the statistics say (a second stage of ``scoring.build``, whose statistics
+    are published only in cells the first stage publishes); the pattern is safe with them hidden.
     """
     pb = _problem(parent, unit, codes, n_values, k, statistics)
     shape = (pb.lay.n_units, pb.lay.width)
     before = None if hidden_before is None else np.asarray(hidden_before, dtype=np.bool_)
     if before is not None and before.shape != shape:
         raise ValueError(f"hidden_before must have shape {shape}")
-    fresh = _decide(pb, np.zeros(pb.lay.size, dtype=np.bool_))
+    always = np.zeros(pb.lay.size, dtype=np.bool_) if locked is None else np.asarray(locked, dtype=np.bool_)
+    if always.size != pb.lay.size:
+        raise ValueError(f"locked must have shape {shape}")
+    always = always.reshape(-1)
+    fresh = _decide(pb, always.copy())
     if before is None or not np.any(before & ~np.asarray(fresh.hidden)):
         return fresh
-    return _decide(pb, before.reshape(-1).copy())
+    return _decide(pb, before.reshape(-1) | always)
 
 
 def _decide(pb: _Problem, locked: BoolArray) -> Suppression:
