@@ -346,7 +346,7 @@ def _previous_wave(
     where that table hides the unit would give its mean away (this mean minus the change), so the served pattern
     decides, not one computed again (it can differ when the guard has changed since). Without it, the previous
     wave's pattern is computed here. ``previous_detailed``: the units whose total shows its details (eNPS) in
-    that table; None: wherever the total is published (a table stored before details could be withheld).
+    that table; None: nowhere known, so no eNPS change is published (it would give that wave's eNPS away).
     """
     scores = construct_scores(previous.instrument, previous.answers)
     if previous_published is None:
@@ -355,7 +355,7 @@ def _previous_wave(
         withheld = np.asarray(guarded.details.hidden, dtype=np.bool_)[:, 0]
     else:
         shown = set(previous_published)
-        detailed = shown if previous_detailed is None else set(previous_detailed) & shown
+        detailed = set() if previous_detailed is None else set(previous_detailed) & shown
         hidden = np.array([key not in shown for key in previous.tree.keys], dtype=np.bool_)
         withheld = np.array([key not in detailed for key in previous.tree.keys], dtype=np.bool_)
     totals = cell_statistics(previous, scores, tree_plan(previous.tree.parent), distributions=False, cuts=False)
@@ -548,7 +548,7 @@ def build_table(
     previous_published : the unit keys whose total the previous wave's stored (served) table publishes; changes
         are published only there. Without it, the previous wave's pattern is computed again.
     previous_detailed : the unit keys whose total shows its details (eNPS) in that table; eNPS changes are
-        published only there. None: every total ``previous_published`` names.
+        published only there. None (with ``previous_published``): no eNPS change is published.
     hidden_before : when the wave's table is built again, what its stored table hid (cells, comments and
         participation): that stays hidden, so the two builds together publish no more than the first.
     alpha_nan_policy : how Cronbach's alpha treats unanswered items.

@@ -27,13 +27,14 @@ so two builds together never publish a statistic the first withheld.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from scoring.guard import Statistic, Suppression
-from scoring.partition import suppress_partition
+from scoring.partition import prepare, suppress_partition, suppress_prepared
 from scoring.scales import Scores
 from scoring.spec import SCALE_BOUNDS, WaveData
 
@@ -119,10 +120,15 @@ def guard_cells(
         tuple(len(a.values) for a in data.attributes),
         data.min_group_size,
     )
-    cells = suppress_partition(*args, core_statistics(data, scores), hidden_before)
     details_guarded = detail_statistics(data, scores)
     if not details_guarded:
+        cells = suppress_partition(*args, core_statistics(data, scores), hidden_before)
         return Guarded(cells, cells)
+    # Stage 2's problem needs no pattern: it is made on a thread of its own while stage 1 decides.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="peil-details") as pool:
+        problem = pool.submit(prepare, *args, details_guarded)
+        cells = suppress_partition(*args, core_statistics(data, scores), hidden_before)
+        details_problem = problem.result()
     before = hidden_before if withheld_before is None else withheld_before  # a table stored before stage 2
     locked = np.asarray(cells.hidden, dtype=np.bool_)
-    return Guarded(cells, suppress_partition(*args, details_guarded, before, locked=locked))
+    return Guarded(cells, suppress_prepared(details_problem, before, locked=locked))
