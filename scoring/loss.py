@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Level", "Publication", "Tally", "publication"]
+__all__ = ["Level", "Publication", "Tally", "describe", "publication"]
 
 
 @dataclass(frozen=True)
@@ -133,3 +133,22 @@ def publication(
         int((kept & shown & eligible).sum()),
         per_level,
     )
+
+
+def _share(t: Tally) -> str:
+    return f"{t.published:,} of {t.eligible:,}" + ("" if t.share is None else f" ({100 * t.share:.1f}%)")
+
+
+def describe(p: Publication, k: int) -> list[str]:
+    """Lines for a terminal (``benchmarks/scoring.py``, ``peil demo``): the shares published, then per level.
+
+    >>> describe(Publication(Tally(4, 3), Tally(0, 0), 1, 0, (Level(0, Tally(4, 3), Tally(0, 0)),)), 5)[0]
+    'groups of 5 or more published: unit totals 3 of 4 (75.0%), cuts 0 of 0; 1 hidden to protect others'
+    """
+    lines = [
+        f"groups of {k} or more published: unit totals {_share(p.totals)}, cuts {_share(p.cuts)}; "
+        f"{p.protecting_others:,} hidden to protect others"
+        + (f"; {p.details_withheld:,} published with their details withheld" if p.details_withheld else "")
+    ]
+    lines += [f"  level {v.depth}: unit totals {_share(v.totals)}, cuts {_share(v.cuts)}" for v in p.levels]
+    return lines
