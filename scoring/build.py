@@ -41,6 +41,7 @@ from scoring.spec import SCALE_BOUNDS, WaveData
 from scoring.tables import (
     AttributeInfo,
     CellArrays,
+    Change,
     ChangeArrays,
     CommentCell,
     CommentGroup,
@@ -64,11 +65,12 @@ PUBLISHED = "published"
 
 @dataclass(frozen=True)
 class HiddenBefore:
-    """What a wave's stored table hid, over this build's units and columns: kept hidden when it is built again."""
+    """What a wave's stored table hid, over this build's units and columns: kept hidden when it is built again.
+    A field left None: nothing of that part was hidden before."""
 
-    cells: npt.NDArray[np.bool_]  # (U, W): unit totals and cuts
-    comments: npt.NDArray[np.bool_]  # (U,)
-    participation: npt.NDArray[np.bool_]  # (U,)
+    cells: npt.NDArray[np.bool_] | None = None  # (U, W): unit totals and cuts
+    comments: npt.NDArray[np.bool_] | None = None  # (U,)
+    participation: npt.NDArray[np.bool_] | None = None  # (U,)
     # (U, W): cells whose detail statistics (scoring.withhold) it hid or withheld; None: as ``cells``
     details: npt.NDArray[np.bool_] | None = None
 
@@ -530,6 +532,67 @@ def _multi_totals(
     return answered, chosen
 
 
+def _flags(
+    data: WaveData,
+    plan: TreePlan,
+    cells: CellStatistics,
+    decision: Guarded,
+    flag_moments: Moments,
+    changes: Sequence[Change],
+    participation: tuple[ParticipationCell, ...],
+) -> list[Flag]:
+    """Every flag rule over the published unit totals only; the eNPS construct's rules and the barrier rule read
+    details (eNPS, a multi item), so only where the unit's total shows them."""
+    scores = cells.scores
+    published_total = ~np.asarray(decision.cells.hidden, dtype=np.bool_)[:, 0]
+    detailed_total = ~np.asarray(decision.details.hidden, dtype=np.bool_)[:, 0]
+    constructs = data.instrument.constructs
+    mean = cells.construct_stats[0, :, 0, :].copy()
+    ci_high = cells.construct_stats[3, :, 0, :].copy()
+    if scores.enps_construct is not None and cells.enps is not None:
+        mean[:, scores.enps_construct] = cells.enps[:, 0, 1]
+        ci_high[:, scores.enps_construct] = cells.enps[:, 0, 3]
+    construct_n = cells.construct_n[:, 0, :].copy()
+    if scores.enps_construct is not None:
+        construct_n[~detailed_total, scores.enps_construct] = 0  # no n: no rule fires
+    figures = UnitFigures(data.tree.keys, plan.root, published_total, construct_n, mean, ci_high)
+    org = _org_baseline(plan, flag_moments)
+    spread = {c.id: float(np.sqrt(org.sigma2[plan.root[0], j])) for j, c in enumerate(constructs)} if plan.size else {}
+    answered, chosen = _multi_totals(data, cells)
+    flags: list[Flag] = []
+    flags += below_flags(constructs, figures)
+    flags += below_org_flags(constructs, figures, org)
+    flags += decline_flags(constructs, changes.published() if isinstance(changes, LazyChanges) else [], spread)
+    flags += barrier_flags(data.instrument, data.tree.keys, detailed_total, answered, chosen)
+    flags += participation_flags(participation, data.instrument.low_participation)
+    return flags
+
+
+def _protecting(decision: Guarded) -> npt.NDArray[np.bool_]:
+    """(U, W) cells hidden to protect others: reason ``complementary`` or ``range``."""
+    return np.isin(np.asarray(decision.cells.reason), (COMPLEMENTARY, RANGE))
+
+
+def _described(data: WaveData, cells: CellStatistics) -> dict[str, Any]:
+    """What a table says of itself: the wave, the tree, the attributes, the constructs and items."""
+    return {
+        "wave_id": data.wave_id,
+        "instrument": data.instrument.slug,
+        "version": data.instrument.version,
+        "min_group_size": data.min_group_size,
+        "units": tuple(
+            UnitInfo(key, None if p < 0 else data.tree.keys[p])
+            for key, p in zip(data.tree.keys, data.tree.parent.tolist(), strict=True)
+        ),
+        "attributes": tuple(AttributeInfo(a.name, a.values) for a in data.attributes),
+        "constructs": tuple(
+            ConstructInfo(c.id, c.scale, *SCALE_BOUNDS[c.scale], float(c.favourable_min), c.items)
+            for c in data.instrument.constructs
+        ),
+        "items": tuple(ItemInfo(i.id, i.type, i.construct, points(i)) for i in cells.items),
+    }
+
+
 def build_table(
     data: WaveData,
     previous: WaveData | None = None,
@@ -564,26 +627,15 @@ def build_table(
     cell_layout = layout(data, plan)  # checks the units and attribute codes before the guard sees them
     responded = np.bincount(unit, minlength=plan.size)
     invited = np.maximum(np.asarray(data.invited, dtype=np.int64), responded)
-    # The guard on the result cells is the longest step and needs nothing the others make: it runs on a thread of
-    # its own while this one does the rest (numpy and scipy let go of the interpreter lock in their loops, so on a
-    # machine with two cores the two run side by side; on one they take turns, as before).
+    # The guard on the result cells, the longest step, needs nothing the others make: it runs on a thread of its
+    # own while this one does the rest (numpy and scipy let go of the interpreter lock in their loops).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="peil-guard") as pool:
-        guarded = pool.submit(
-            guard_cells,
-            data,
-            scores,
-            None if hidden_before is None else hidden_before.cells,
-            None if hidden_before is None else hidden_before.details,
-        )
+        stored = HiddenBefore() if hidden_before is None else hidden_before
+        guarded = pool.submit(guard_cells, data, scores, stored.cells, stored.details)
         participation = participation_cells(
-            data.tree.parent,
-            data.tree.keys,
-            invited,
-            responded,
-            data.min_group_size,
-            None if hidden_before is None else hidden_before.participation,
+            data.tree.parent, data.tree.keys, invited, responded, data.min_group_size, stored.participation
         )
-        comments = _comments(data, plan, None if hidden_before is None else hidden_before.comments)
+        comments = _comments(data, plan, stored.comments)
         before = None if previous is None else _previous_wave(previous, previous_published, previous_detailed)
         # Per team (own unit) and construct: n, sum and sum of squares of what flags compare and of the construct
         # scores (the same numbers but for the eNPS construct), counted once for the flags and the reliability.
@@ -597,59 +649,19 @@ def build_table(
         correlations = wave_correlations(data, scores, plan)  # drivers (scoring.drivers), before the cells' pattern
         decision = guarded.result()
     hidden = np.asarray(decision.cells.hidden, dtype=np.bool_)
-    published_total = ~hidden[:, 0]
     # what rests on details (items, eNPS) is published only where the unit's total shows them
     detailed_total = ~np.asarray(decision.details.hidden, dtype=np.bool_)[:, 0]
     reliability = _hide_reliability(reliability, data.tree.keys, ~detailed_total)
     changes = () if before is None or tests is None else _changes(data, decision, before, tests)
-
-    # Flags read the published unit totals only.
+    flags = _flags(data, plan, cells, decision, flag_moments, changes, participation)
+    loss = publication(cells.n, hidden, _protecting(decision), plan.depth, data.min_group_size, decision.withheld)
     constructs = data.instrument.constructs
-    mean = cells.construct_stats[0, :, 0, :].copy()
-    ci_high = cells.construct_stats[3, :, 0, :].copy()
-    if scores.enps_construct is not None and cells.enps is not None:
-        mean[:, scores.enps_construct] = cells.enps[:, 0, 1]
-        ci_high[:, scores.enps_construct] = cells.enps[:, 0, 3]
-    construct_n = cells.construct_n[:, 0, :].copy()
-    if scores.enps_construct is not None:  # the eNPS construct's flags read eNPS: only where it is shown
-        construct_n[~detailed_total, scores.enps_construct] = 0
-    figures = UnitFigures(data.tree.keys, plan.root, published_total, construct_n, mean, ci_high)
-    org = _org_baseline(plan, flag_moments)
-    spread = {c.id: float(np.sqrt(org.sigma2[plan.root[0], j])) for j, c in enumerate(constructs)} if plan.size else {}
-    answered, chosen = _multi_totals(data, cells)
-    flags: list[Flag] = []
-    flags += below_flags(constructs, figures)
-    flags += below_org_flags(constructs, figures, org)
-    flags += decline_flags(constructs, changes.published() if isinstance(changes, LazyChanges) else [], spread)
-    flags += barrier_flags(data.instrument, data.tree.keys, detailed_total, answered, chosen)
-    flags += participation_flags(participation, data.instrument.low_participation)
-
-    loss = publication(
-        cells.n,
-        hidden,
-        np.isin(np.asarray(decision.cells.reason), (COMPLEMENTARY, RANGE)),
-        plan.depth,
-        data.min_group_size,
-        decision.withheld,
-    )
     arrays = _cell_arrays(data, cells, decision)
     index = arrays.construct_stats[7, :, 0, :]  # the published 0-100 index of each unit's total, for focus areas
     found_drivers = drivers(correlations, plan, data.tree.keys, [c.id for c in constructs], detailed_total, index)
     return ResultTable(
-        wave_id=data.wave_id,
-        instrument=data.instrument.slug,
-        version=data.instrument.version,
-        min_group_size=data.min_group_size,
+        **_described(data, cells),
         previous_wave_id=None if previous is None else previous.wave_id,
-        units=tuple(
-            UnitInfo(key, None if p < 0 else data.tree.keys[p])
-            for key, p in zip(data.tree.keys, data.tree.parent.tolist(), strict=True)
-        ),
-        attributes=tuple(AttributeInfo(a.name, a.values) for a in data.attributes),
-        constructs=tuple(
-            ConstructInfo(c.id, c.scale, *SCALE_BOUNDS[c.scale], float(c.favourable_min), c.items) for c in constructs
-        ),
-        items=tuple(ItemInfo(i.id, i.type, i.construct, points(i)) for i in cells.items),
         cells=LazyCells(arrays),
         reliability=reliability,
         changes=changes,

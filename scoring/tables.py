@@ -28,6 +28,14 @@ JSON (``ResultTable.to_dict()``); every float is a JSON number or ``null`` (neve
                    {"item": "career_direction", "n": 39, "counts": [10, 20, 9], "mean": null}, ...],
          "enps": {"n": 40, "score": 12.5, "ci_low": -10.2, "ci_high": 35.2,
                   "promoters": 15, "passives": 15, "detractors": 10} | null},
+        {"unit": "sales", "attribute": "location", "value": "Delft",  # published, its details withheld:
+         "n": 12, "suppressed": false, "reason": null,
+         "constructs": [{"construct": "psych_safety", "n": 12, "mean": 4.9, ..., "favourable": null,
+                         "favourable_low": null, "favourable_high": null, "index": 65.0,
+                         "favourable_suppressed": true, "favourable_reason": "complementary"}, ...],
+         "items": [{"item": "ps_mistakes", "n": null, "counts": [], "mean": null,
+                    "suppressed": true, "reason": "complementary"}, ...],
+         "enps": {"n": null, ..., "suppressed": true, "reason": "complementary"}},
         {"unit": "sales", "attribute": "tenure_band", "value": "<1",  # the unit cut by one attribute value
          "n": null, "suppressed": true, "reason": "primary",         # hidden: no numbers at all
          "constructs": [], "items": [], "enps": null}, ...],
@@ -45,7 +53,10 @@ JSON (``ResultTable.to_dict()``); every float is a JSON number or ``null`` (neve
       "participation": [{"unit": "sales", "suppressed": false, "reason": null,
                          "invited": 60, "responded": 41, "rate": 0.683}, ...],
       "drivers": {"relations": [[unit, outcome, construct, n, r, ci_low, ci_high], ...],   # scoring.drivers
-                  "focus_areas": [[unit, outcome, rank, construct, r, ...], ...], "fields": {...}}
+                  "focus_areas": [[unit, outcome, rank, construct, r, ...], ...], "fields": {...}},
+      "publication": {"totals": {"eligible": 1300, "published": 1234}, "cuts": {...},   # scoring.loss; null in
+                      "protecting_others": 80, "details_withheld": 40,                   # tables built before it
+                      "levels": [{"depth": 0, "totals": {...}, "cuts": {...}}, ...]}
     }
 
 Rules the JSON keeps:
@@ -54,6 +65,9 @@ Rules the JSON keeps:
   rests on 1 to k-1 respondents; ``"complementary"``: hidden so that a small cell can't be recovered by
   subtraction; ``"range"``: hidden so that the scale's bounds can't pin a hidden mean; ``"empty"``: nobody);
   it carries no numbers: ``n`` and ``enps`` are null, ``constructs`` and ``items`` are empty lists.
+- A published cell shows its ``n`` and construct means; its details (favourable shares, eNPS, items) may be
+  withheld on their own (``scoring.withhold``): each is then marked ``suppressed`` (``favourable_suppressed``
+  for a share) with its reason and has no numbers. The marks are written only where something is withheld.
 - In a published cell a construct or item nobody answered has ``n: 0`` and null statistics; ``sd`` and the
   intervals are null below n = 2. ``counts`` are whole numbers; ``mean`` of a ``single``/``multi`` item is null.
   For a ``multi`` item ``n`` is the number who answered the item and ``counts`` how many chose each option.
