@@ -553,8 +553,8 @@ def _flags(
         mean[:, scores.enps_construct] = cells.enps[:, 0, 1]
         ci_high[:, scores.enps_construct] = cells.enps[:, 0, 3]
     construct_n = cells.construct_n[:, 0, :].copy()
-    if scores.enps_construct is not None:
-        construct_n[~detailed_total, scores.enps_construct] = 0  # no n: no rule fires
+    if scores.enps_construct is not None:  # no n, no rule: where eNPS is withheld, or its organisation's is
+        construct_n[~detailed_total | ~detailed_total[plan.root], scores.enps_construct] = 0
     figures = UnitFigures(data.tree.keys, plan.root, published_total, construct_n, mean, ci_high)
     org = _org_baseline(plan, flag_moments)
     spread = {c.id: float(np.sqrt(org.sigma2[plan.root[0], j])) for j, c in enumerate(constructs)} if plan.size else {}
