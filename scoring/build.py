@@ -612,8 +612,9 @@ def build_table(
         are published only there. Without it, the previous wave's pattern is computed again.
     previous_detailed : the unit keys whose total shows its details (eNPS) in that table; eNPS changes are
         published only there. None (with ``previous_published``): no eNPS change is published.
-    hidden_before : when the wave's table is built again, what its stored table hid (cells, comments and
-        participation): that stays hidden, so the two builds together publish no more than the first.
+    hidden_before : when the wave's table is built again, what its stored table hid (cells, the details it
+        withheld, comments and participation): that stays hidden, so the two builds together publish no more
+        than the first.
     alpha_nan_policy : how Cronbach's alpha treats unanswered items.
 
     Every cell, change, flag and comment of the table is published only where the anonymity guard allows;

@@ -221,7 +221,8 @@ def _attributes(wave: Wave, carried: pa.DictionaryArray) -> tuple[Attribute, ...
 
 
 def _hidden_before(stored: ResultTable, data: WaveData) -> HiddenBefore:
-    """The stored table's hidden cells over the new build's units and columns (a unit or attribute value the
+    """The stored table's hidden cells, and the cells whose details it hid or withheld, over the new build's units
+    and columns (a unit or attribute value the
     stored table does not know was empty then: it is kept hidden too). Refuses (409) when a unit the stored
     table shows has moved in the org tree since: its figures would cover other people than the published ones."""
     keys = data.tree.keys
