@@ -46,6 +46,7 @@ from scipy import stats as scipy_stats
 
 from scoring import build_table, cell_statistics, suppress_cells
 from scoring.cells import SCALED, distribution_items, points
+from scoring.loss import describe
 from scoring.scales import construct_scores
 from scoring.spec import (
     SCALE_BOUNDS,
@@ -345,7 +346,7 @@ def check_agree(data: WaveData, frame: pd.DataFrame) -> None:
 # The stages of build_table, by the functions of scoring.build that make them (the guard: every suppress_partition
 # call, wherever it is made; the other stages exclude the guard calls inside them).
 STAGES: dict[str, tuple[str, ...]] = {
-    "guard": ("suppress_partition",),
+    "guard": ("suppress_partition", "guard_cells"),
     "cell_statistics": ("cell_statistics",),
     "participation": ("participation_cells",),
     "comments": ("_comments",),
@@ -426,12 +427,14 @@ def guarded(respondents: int, units: int, previous: bool, builds: int) -> None:
     (``stage_times``), for where the time goes."""
     data = synthetic_wave(respondents, units, 5)
     before = synthetic_wave(respondents, units, 5, seed=8, wave_id=1, shift=0.1) if previous else None
-    shown = None
+    shown = detailed = None
     if before is not None:
         # As the service does: the previous wave's table was built when it closed; changes follow its stored
         # pattern (built here, untimed).
-        hidden = suppress_cells(before, construct_scores(before.instrument, before.answers)).hidden[:, 0]
+        guarded = suppress_cells(before, construct_scores(before.instrument, before.answers))
+        hidden, withheld = guarded.cells.hidden[:, 0], guarded.details.hidden[:, 0]
         shown = {key for key, h in zip(before.tree.keys, hidden, strict=True) if not h}
+        detailed = {key for key, h in zip(before.tree.keys, withheld, strict=True) if not h}
     start = time.perf_counter()
     scores = construct_scores(data.instrument, data.answers)
     suppress_cells(data, scores)
@@ -440,16 +443,19 @@ def guarded(respondents: int, units: int, previous: bool, builds: int) -> None:
     for _ in range(builds):
         gc.collect()
         start = time.perf_counter()
-        table = build_table(data, before, previous_published=shown)
+        table = build_table(data, before, previous_published=shown, previous_detailed=detailed)
         times.append(time.perf_counter() - start)
     print(f"tables {' '.join(f'{t:.3f}' for t in times)}", flush=True)
     print(f"table {min(times):.3f}", flush=True)
     print(f"median {float(np.median(times)):.3f}", flush=True)
     hidden = sum(c.suppressed for c in table.cells)
     print(f"cells {len(table.cells)} {hidden} {len(table.flags)}", flush=True)
+    if table.publication is not None:
+        for k, line in enumerate(describe(table.publication, data.min_group_size)):
+            print(f"publication:{k:02d} {line}", flush=True)
     print(f"maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}", flush=True)
     del table
-    whole, spent = stage_times(lambda: build_table(data, before, previous_published=shown))
+    whole, spent = stage_times(lambda: build_table(data, before, previous_published=shown, previous_detailed=detailed))
     print(f"again {whole:.3f}", flush=True)
     for stage, seconds in spent.items():
         print(f"stage:{stage} {seconds:.3f}", flush=True)
@@ -532,6 +538,8 @@ def main() -> None:
                 f"{float(found['guard']):.3f} s; {int(n_cells):,} cells, {int(hidden):,} hidden, {flags} flags; "
                 f"peak RSS {found['maxrss']} MiB"
             )
+            for key in sorted(k for k in found if k.startswith("publication:")):
+                print(f"    {found[key]}")
             if "again" in found:
                 stages = {key.split(":", 1)[1]: float(v) for key, v in found.items() if key.startswith("stage:")}
                 again = float(found["again"])

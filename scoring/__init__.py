@@ -6,6 +6,7 @@ the service calls when a wave closes; the API and the export read the ``ResultTa
 
 from scoring.build import HiddenBefore, build_table, guard_statistics, participation_cells, suppress_cells
 from scoring.cells import CellStatistics, cell_statistics
+from scoring.loss import Publication
 from scoring.tables import (
     AttributeInfo,
     CellArrays,
@@ -24,6 +25,7 @@ from scoring.tables import (
     ResultTable,
     UnitInfo,
 )
+from scoring.withhold import Guarded
 
 __all__ = [
     "AttributeInfo",
@@ -36,10 +38,12 @@ __all__ = [
     "ConstructInfo",
     "EnpsCell",
     "Flag",
+    "Guarded",
     "HiddenBefore",
     "ItemCell",
     "ItemInfo",
     "ParticipationCell",
+    "Publication",
     "Reliability",
     "ResultCell",
     "ResultTable",

@@ -31,7 +31,8 @@ from scoring.flags import (
     decline_flags,
     participation_flags,
 )
-from scoring.guard import Statistic, Suppression
+from scoring.guard import COMPLEMENTARY, RANGE, Statistic, Suppression
+from scoring.loss import publication
 from scoring.partition import suppress_partition
 from scoring.reliability import cronbach_alpha, rwg_j
 from scoring.rollup import TreePlan, tree_plan
@@ -40,6 +41,7 @@ from scoring.spec import SCALE_BOUNDS, WaveData
 from scoring.tables import (
     AttributeInfo,
     CellArrays,
+    Change,
     ChangeArrays,
     CommentCell,
     CommentGroup,
@@ -53,6 +55,7 @@ from scoring.tables import (
     ResultTable,
     UnitInfo,
 )
+from scoring.withhold import Guarded, core_statistics, detail_statistics, guard_cells
 
 __all__ = ["HiddenBefore", "build_table", "guard_statistics", "participation_cells", "suppress_cells"]
 
@@ -62,63 +65,29 @@ PUBLISHED = "published"
 
 @dataclass(frozen=True)
 class HiddenBefore:
-    """What a wave's stored table hid, over this build's units and columns: kept hidden when it is built again."""
+    """What a wave's stored table hid, over this build's units and columns: kept hidden when it is built again.
+    A field left None: nothing of that part was hidden before."""
 
-    cells: npt.NDArray[np.bool_]  # (U, W): unit totals and cuts
-    comments: npt.NDArray[np.bool_]  # (U,)
-    participation: npt.NDArray[np.bool_]  # (U,)
+    cells: npt.NDArray[np.bool_] | None = None  # (U, W): unit totals and cuts
+    comments: npt.NDArray[np.bool_] | None = None  # (U,)
+    participation: npt.NDArray[np.bool_] | None = None  # (U,)
+    # (U, W): cells whose detail statistics (scoring.withhold) it hid or withheld; None: as ``cells``
+    details: npt.NDArray[np.bool_] | None = None
 
 
 def guard_statistics(data: WaveData, scores: Scores) -> list[Statistic]:
-    """Every statistic a result cell publishes, per respondent, for the guard.
+    """Every statistic a result cell publishes, per respondent, for the guard: the core ones that decide whether
+    a cell is published, then the details a published cell may withhold (``scoring.withhold``)."""
+    return core_statistics(data, scores) + detail_statistics(data, scores)
 
-    The respondent count; each construct's score (on its scale) and favourable 0/1; eNPS (+1/0/-1);
-    each scaled item's answers, each ``single`` item's answered mark, each ``multi`` item's answered mark.
+
+def suppress_cells(data: WaveData, scores: Scores, hidden_before: npt.NDArray[np.bool_] | None = None) -> Guarded:
+    """The wave's suppression decision over all result cells (units x total and attribute values), in the two
+    stages of ``scoring.withhold``: which cells are published, and where a published cell withholds details.
+
+    Cells an earlier build hid (``hidden_before``, (U, W)) stay hidden, and so do their details.
     """
-    r = data.answers.shape[0]
-    found: list[Statistic] = [Statistic(np.ones(r, dtype=np.bool_), None, None, "respondents")]
-    for j, construct in enumerate(data.instrument.constructs):
-        low, high = SCALE_BOUNDS[construct.scale]
-        counted = scores.counted[:, j]
-        found.append(Statistic(counted, scores.score[:, j], (float(low), float(high)), construct.id))
-        favourable = np.where(counted, scores.favourable[:, j], np.nan)
-        found.append(Statistic(counted, favourable, (0.0, 1.0), f"{construct.id}:favourable"))
-    if scores.enps is not None:
-        found.append(Statistic(~np.isnan(scores.enps), scores.enps, (-1.0, 1.0), "enps"))
-    for j, item in enumerate(data.instrument.items):
-        if item.type in SCALED:
-            x = data.answers[:, j]
-            low, high = SCALE_BOUNDS[item.type]
-            found.append(Statistic(~np.isnan(x), x, (float(low), float(high)), item.id))
-        elif item.type == "single":
-            found.append(Statistic(~np.isnan(data.answers[:, j]), None, None, item.id))
-        elif item.type == "multi":
-            found.append(Statistic(np.asarray(data.multi_answered[item.id], dtype=np.bool_), None, None, item.id))
-    return found
-
-
-def _codes(data: WaveData) -> npt.NDArray[np.int64]:
-    r = data.answers.shape[0]
-    if not data.attributes:
-        return np.zeros((r, 0), dtype=np.int64)
-    return np.stack([np.asarray(a.codes, dtype=np.int64) for a in data.attributes], axis=1)
-
-
-def suppress_cells(data: WaveData, scores: Scores, hidden_before: npt.NDArray[np.bool_] | None = None) -> Suppression:
-    """The wave's one suppression decision over all result cells (units x total and attribute values).
-
-    Decided by ``scoring.partition.suppress_partition`` from every statistic a cell publishes; cells an earlier
-    build hid (``hidden_before``, (U, W)) stay hidden.
-    """
-    return suppress_partition(
-        np.asarray(data.tree.parent, dtype=np.int64),
-        np.asarray(data.unit, dtype=np.int64),
-        _codes(data),
-        tuple(len(a.values) for a in data.attributes),
-        data.min_group_size,
-        guard_statistics(data, scores),
-        hidden_before,
-    )
+    return guard_cells(data, scores, hidden_before)
 
 
 def _reason_names(suppression: Suppression, hidden: npt.NDArray[np.bool_]) -> list[str | None]:
@@ -130,17 +99,17 @@ def _reason_names(suppression: Suppression, hidden: npt.NDArray[np.bool_]) -> li
     return [names[code] if h else None for code, h in zip(raw.tolist(), hidden.tolist(), strict=True)]
 
 
-def _reason_codes(suppression: Suppression) -> tuple[npt.NDArray[np.int64], tuple[str, ...]]:
-    """Reason of every cell as an index into a tuple of names (-1 for published cells)."""
+def _reason_codes(suppression: Suppression, where: npt.NDArray[np.bool_], names: list[str]) -> npt.NDArray[np.int64]:
+    """Reason of every cell in ``where`` as an index into ``names`` (extended as new names are met), -1 elsewhere."""
     raw = np.asarray(suppression.reason)
-    hidden = np.asarray(suppression.hidden, dtype=np.bool_)
-    names: list[str] = []
     out = np.full(raw.shape, -1, dtype=np.int64)
-    for code in np.unique(raw[hidden]):
-        u, w = (int(i[0]) for i in np.nonzero(hidden & (raw == code)))
-        names.append(suppression.reason_name(u, w))
-        out[hidden & (raw == code)] = len(names) - 1
-    return out, tuple(names)
+    for code in np.unique(raw[where]):
+        u, w = (int(i[0]) for i in np.nonzero(where & (raw == code)))
+        name = suppression.reason_name(u, w)
+        if name not in names:
+            names.append(name)
+        out[where & (raw == code)] = names.index(name)
+    return out
 
 
 def participation_cells(
@@ -191,25 +160,30 @@ def participation_cells(
     return tuple(cells)
 
 
-def _cell_arrays(
-    data: WaveData, cells: CellStatistics, suppression: Suppression, hidden: npt.NDArray[np.bool_]
-) -> CellArrays:
-    """The table's cells: the unsuppressed statistics with every hidden cell blanked."""
-    reason, names = _reason_codes(suppression)
+def _cell_arrays(data: WaveData, cells: CellStatistics, guarded: Guarded) -> CellArrays:
+    """The table's cells: the unsuppressed statistics with every hidden cell blanked, and in published cells
+    whose details are withheld, the favourable shares, eNPS and items blanked."""
+    hidden = np.asarray(guarded.cells.hidden, dtype=np.bool_)
+    withheld = guarded.withheld
+    names: list[str] = []
+    reason = _reason_codes(guarded.cells, hidden, names)
+    withheld_reason = _reason_codes(guarded.details, withheld, names)
     n = cells.n.copy()
     n[hidden] = 0
     stats_ = cells.construct_stats
     stats_[:, hidden] = np.nan
+    stats_[4:7, withheld] = np.nan  # favourable share and its interval
     construct_n = cells.construct_n
     construct_n[hidden] = 0
     item_n, item_mean, counts = cells.item_n, cells.item_mean, cells.counts
     # Both are (U, W, .) views of (W, U, .) memory (``CellStatistics``): blanked in the order they are stored.
-    item_n.transpose(1, 0, 2)[hidden.T] = 0
-    item_mean[hidden] = np.nan
-    counts.transpose(1, 0, 2)[hidden.T] = 0
+    details_hidden = hidden | withheld
+    item_n.transpose(1, 0, 2)[details_hidden.T] = 0
+    item_mean[details_hidden] = np.nan
+    counts.transpose(1, 0, 2)[details_hidden.T] = 0
     enps = cells.enps
     if enps is not None:
-        enps[hidden] = np.nan
+        enps[details_hidden] = np.nan
     return CellArrays(
         units=data.tree.keys,
         columns=cells.layout.columns,
@@ -220,7 +194,9 @@ def _cell_arrays(
         n=n,
         hidden=hidden,
         reason=reason,
-        reason_names=names,
+        reason_names=tuple(names),
+        withheld=withheld,
+        withheld_reason=withheld_reason,
         construct_n=construct_n,
         construct_stats=stats_,
         item_n=item_n,
@@ -356,28 +332,36 @@ class _Previous:
     data: WaveData
     scores: Scores
     hidden: npt.NDArray[np.bool_]
+    withheld: npt.NDArray[np.bool_]  # (U0,) unit totals whose details (eNPS) the table hides or withholds
     n: npt.NDArray[np.float64]
     mean: npt.NDArray[np.float64]
     var: npt.NDArray[np.float64]
 
 
-def _previous_wave(previous: WaveData, previous_published: Collection[str] | None) -> _Previous:
+def _previous_wave(
+    previous: WaveData, previous_published: Collection[str] | None, previous_detailed: Collection[str] | None = None
+) -> _Previous:
     """The previous wave's part of the changes: its unit totals through the same code as this wave's cells (its
     unit totals only, ``cuts=False``), and the pattern its table shows.
 
     ``previous_published``: the units whose total the previous wave's served table publishes. A change published
     where that table hides the unit would give its mean away (this mean minus the change), so the served pattern
     decides, not one computed again (it can differ when the guard has changed since). Without it, the previous
-    wave's pattern is computed here.
+    wave's pattern is computed here. ``previous_detailed``: the units whose total shows its details (eNPS) in
+    that table; None: nowhere known, so no eNPS change is published (it would give that wave's eNPS away).
     """
     scores = construct_scores(previous.instrument, previous.answers)
     if previous_published is None:
-        hidden = np.asarray(suppress_cells(previous, scores).hidden, dtype=np.bool_)[:, 0]
+        guarded = suppress_cells(previous, scores)
+        hidden = np.asarray(guarded.cells.hidden, dtype=np.bool_)[:, 0]
+        withheld = np.asarray(guarded.details.hidden, dtype=np.bool_)[:, 0]
     else:
         shown = set(previous_published)
+        detailed = set() if previous_detailed is None else set(previous_detailed) & shown
         hidden = np.array([key not in shown for key in previous.tree.keys], dtype=np.bool_)
+        withheld = np.array([key not in detailed for key in previous.tree.keys], dtype=np.bool_)
     totals = cell_statistics(previous, scores, tree_plan(previous.tree.parent), distributions=False, cuts=False)
-    return _Previous(previous, scores, hidden, *unit_moments(totals))
+    return _Previous(previous, scores, hidden, withheld, *unit_moments(totals))
 
 
 def _hide_reliability(
@@ -437,15 +421,23 @@ def _change_tests(data: WaveData, cells: CellStatistics, before: _Previous) -> _
     return _Tests(here, there, tuple(rows))
 
 
-def _changes(data: WaveData, hidden_total: npt.NDArray[np.bool_], before: _Previous, tests: _Tests) -> LazyChanges:
+def _changes(data: WaveData, guarded: Guarded, before: _Previous, tests: _Tests) -> LazyChanges:
     """Per unit (in both waves) and shared construct: the change since the previous wave (``tests``), published
-    only where the unit's total cell is published in both waves' tables; BH over each construct's published
-    changes."""
+    only where the unit's total cell is published in both waves' tables (for eNPS, where both show their
+    details); BH over each construct's published changes."""
     here, there = tests.here, tests.there
-    published = ~hidden_total[here] & ~before.hidden[there]
-    figures = np.full((9, len(tests.rows), here.size), np.nan)
-    for k, (_, _, a_n, a_m, b_n, b_m, difference, statistic, df, p) in enumerate(tests.rows):
-        p = np.where(published, p, np.nan)
+    hidden_total = np.asarray(guarded.cells.hidden, dtype=np.bool_)[:, 0]
+    withheld_total = np.asarray(guarded.details.hidden, dtype=np.bool_)[:, 0]
+    k_count = len(tests.rows)
+    published = np.empty((k_count, here.size), dtype=np.bool_)
+    hidden = np.empty((k_count, here.size), dtype=np.bool_)
+    figures = np.full((9, k_count, here.size), np.nan)
+    for k, (_, test, a_n, a_m, b_n, b_m, difference, statistic, df, p) in enumerate(tests.rows):
+        nps = test == "enps"  # eNPS rests on a detail statistic
+        here_hidden, there_hidden = (withheld_total, before.withheld) if nps else (hidden_total, before.hidden)
+        hidden[k] = here_hidden[here]
+        published[k] = ~hidden[k] & ~there_hidden[there]
+        p = np.where(published[k], p, np.nan)
         figures[:, k] = (a_n, a_m, b_n, b_m, difference, statistic, df, p, stats.benjamini_hochberg(p))
     constructs = [data.instrument.constructs[row[0]] for row in tests.rows]
     return LazyChanges(
@@ -455,7 +447,7 @@ def _changes(data: WaveData, hidden_total: npt.NDArray[np.bool_], before: _Previ
             tests=tuple(row[1] for row in tests.rows),
             alpha=tuple(c.flags.alpha for c in constructs),
             published=published,
-            hidden=hidden_total[here],
+            hidden=hidden,
             figures=figures,
         )
     )
@@ -540,11 +532,73 @@ def _multi_totals(
     return answered, chosen
 
 
+def _flags(
+    data: WaveData,
+    plan: TreePlan,
+    cells: CellStatistics,
+    decision: Guarded,
+    flag_moments: Moments,
+    changes: Sequence[Change],
+    participation: tuple[ParticipationCell, ...],
+) -> list[Flag]:
+    """Every flag rule over the published unit totals only; the eNPS construct's rules and the barrier rule read
+    details (eNPS, a multi item), so only where the unit's total shows them."""
+    scores = cells.scores
+    published_total = ~np.asarray(decision.cells.hidden, dtype=np.bool_)[:, 0]
+    detailed_total = ~np.asarray(decision.details.hidden, dtype=np.bool_)[:, 0]
+    constructs = data.instrument.constructs
+    mean = cells.construct_stats[0, :, 0, :].copy()
+    ci_high = cells.construct_stats[3, :, 0, :].copy()
+    if scores.enps_construct is not None and cells.enps is not None:
+        mean[:, scores.enps_construct] = cells.enps[:, 0, 1]
+        ci_high[:, scores.enps_construct] = cells.enps[:, 0, 3]
+    construct_n = cells.construct_n[:, 0, :].copy()
+    if scores.enps_construct is not None:  # no n, no rule: where eNPS is withheld, or its organisation's is
+        construct_n[~detailed_total | ~detailed_total[plan.root], scores.enps_construct] = 0
+    figures = UnitFigures(data.tree.keys, plan.root, published_total, construct_n, mean, ci_high)
+    org = _org_baseline(plan, flag_moments)
+    spread = {c.id: float(np.sqrt(org.sigma2[plan.root[0], j])) for j, c in enumerate(constructs)} if plan.size else {}
+    answered, chosen = _multi_totals(data, cells)
+    flags: list[Flag] = []
+    flags += below_flags(constructs, figures)
+    flags += below_org_flags(constructs, figures, org)
+    flags += decline_flags(constructs, changes.published() if isinstance(changes, LazyChanges) else [], spread)
+    flags += barrier_flags(data.instrument, data.tree.keys, detailed_total, answered, chosen)
+    flags += participation_flags(participation, data.instrument.low_participation)
+    return flags
+
+
+def _protecting(decision: Guarded) -> npt.NDArray[np.bool_]:
+    """(U, W) cells hidden to protect others: reason ``complementary`` or ``range``."""
+    return np.isin(np.asarray(decision.cells.reason), (COMPLEMENTARY, RANGE))
+
+
+def _described(data: WaveData, cells: CellStatistics) -> dict[str, Any]:
+    """What a table says of itself: the wave, the tree, the attributes, the constructs and items."""
+    return {
+        "wave_id": data.wave_id,
+        "instrument": data.instrument.slug,
+        "version": data.instrument.version,
+        "min_group_size": data.min_group_size,
+        "units": tuple(
+            UnitInfo(key, None if p < 0 else data.tree.keys[p])
+            for key, p in zip(data.tree.keys, data.tree.parent.tolist(), strict=True)
+        ),
+        "attributes": tuple(AttributeInfo(a.name, a.values) for a in data.attributes),
+        "constructs": tuple(
+            ConstructInfo(c.id, c.scale, *SCALE_BOUNDS[c.scale], float(c.favourable_min), c.items)
+            for c in data.instrument.constructs
+        ),
+        "items": tuple(ItemInfo(i.id, i.type, i.construct, points(i)) for i in cells.items),
+    }
+
+
 def build_table(
     data: WaveData,
     previous: WaveData | None = None,
     *,
     previous_published: Collection[str] | None = None,
+    previous_detailed: Collection[str] | None = None,
     hidden_before: HiddenBefore | None = None,
     alpha_nan_policy: Literal["listwise", "pairwise"] = "listwise",
 ) -> ResultTable:
@@ -556,8 +610,11 @@ def build_table(
     previous : the latest earlier closed wave sharing a construct, for changes and the decline rule.
     previous_published : the unit keys whose total the previous wave's stored (served) table publishes; changes
         are published only there. Without it, the previous wave's pattern is computed again.
-    hidden_before : when the wave's table is built again, what its stored table hid (cells, comments and
-        participation): that stays hidden, so the two builds together publish no more than the first.
+    previous_detailed : the unit keys whose total shows its details (eNPS) in that table; eNPS changes are
+        published only there. None (with ``previous_published``): no eNPS change is published.
+    hidden_before : when the wave's table is built again, what its stored table hid (cells, the details it
+        withheld, comments and participation): that stays hidden, so the two builds together publish no more
+        than the first.
     alpha_nan_policy : how Cronbach's alpha treats unanswered items.
 
     Every cell, change, flag and comment of the table is published only where the anonymity guard allows;
@@ -571,21 +628,16 @@ def build_table(
     cell_layout = layout(data, plan)  # checks the units and attribute codes before the guard sees them
     responded = np.bincount(unit, minlength=plan.size)
     invited = np.maximum(np.asarray(data.invited, dtype=np.int64), responded)
-    # The guard on the result cells is the longest step and needs nothing the others make: it runs on a thread of
-    # its own while this one does the rest (numpy and scipy let go of the interpreter lock in their loops, so on a
-    # machine with two cores the two run side by side; on one they take turns, as before).
+    # The guard on the result cells, the longest step, needs nothing the others make: it runs on a thread of its
+    # own while this one does the rest (numpy and scipy let go of the interpreter lock in their loops).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="peil-guard") as pool:
-        guarded = pool.submit(suppress_cells, data, scores, None if hidden_before is None else hidden_before.cells)
+        stored = HiddenBefore() if hidden_before is None else hidden_before
+        guarded = pool.submit(guard_cells, data, scores, stored.cells, stored.details)
         participation = participation_cells(
-            data.tree.parent,
-            data.tree.keys,
-            invited,
-            responded,
-            data.min_group_size,
-            None if hidden_before is None else hidden_before.participation,
+            data.tree.parent, data.tree.keys, invited, responded, data.min_group_size, stored.participation
         )
-        comments = _comments(data, plan, None if hidden_before is None else hidden_before.comments)
-        before = None if previous is None else _previous_wave(previous, previous_published)
+        comments = _comments(data, plan, stored.comments)
+        before = None if previous is None else _previous_wave(previous, previous_published, previous_detailed)
         # Per team (own unit) and construct: n, sum and sum of squares of what flags compare and of the construct
         # scores (the same numbers but for the eNPS construct), counted once for the flags and the reliability.
         values, given = _flag_values(scores)
@@ -596,48 +648,21 @@ def build_table(
         # every organisation's reliability as if its own cell were published; withheld below where it is not
         reliability = _reliability(data, plan, alpha_nan_policy, score_moments)
         correlations = wave_correlations(data, scores, plan)  # drivers (scoring.drivers), before the cells' pattern
-        suppression = guarded.result()
-    hidden = np.asarray(suppression.hidden, dtype=np.bool_)
-    published_total = ~hidden[:, 0]
-    reliability = _hide_reliability(reliability, data.tree.keys, hidden[:, 0])
-    changes = () if before is None or tests is None else _changes(data, hidden[:, 0], before, tests)
-
-    # Flags read the published unit totals only.
+        decision = guarded.result()
+    hidden = np.asarray(decision.cells.hidden, dtype=np.bool_)
+    # what rests on details (items, eNPS) is published only where the unit's total shows them
+    detailed_total = ~np.asarray(decision.details.hidden, dtype=np.bool_)[:, 0]
+    reliability = _hide_reliability(reliability, data.tree.keys, ~detailed_total)
+    changes = () if before is None or tests is None else _changes(data, decision, before, tests)
+    flags = _flags(data, plan, cells, decision, flag_moments, changes, participation)
+    loss = publication(cells.n, hidden, _protecting(decision), plan.depth, data.min_group_size, decision.withheld)
     constructs = data.instrument.constructs
-    mean = cells.construct_stats[0, :, 0, :].copy()
-    ci_high = cells.construct_stats[3, :, 0, :].copy()
-    if scores.enps_construct is not None and cells.enps is not None:
-        mean[:, scores.enps_construct] = cells.enps[:, 0, 1]
-        ci_high[:, scores.enps_construct] = cells.enps[:, 0, 3]
-    figures = UnitFigures(data.tree.keys, plan.root, published_total, cells.construct_n[:, 0, :].copy(), mean, ci_high)
-    org = _org_baseline(plan, flag_moments)
-    spread = {c.id: float(np.sqrt(org.sigma2[plan.root[0], j])) for j, c in enumerate(constructs)} if plan.size else {}
-    answered, chosen = _multi_totals(data, cells)
-    flags: list[Flag] = []
-    flags += below_flags(constructs, figures)
-    flags += below_org_flags(constructs, figures, org)
-    flags += decline_flags(constructs, changes.published() if isinstance(changes, LazyChanges) else [], spread)
-    flags += barrier_flags(data.instrument, data.tree.keys, published_total, answered, chosen)
-    flags += participation_flags(participation, data.instrument.low_participation)
-
-    arrays = _cell_arrays(data, cells, suppression, hidden)
+    arrays = _cell_arrays(data, cells, decision)
     index = arrays.construct_stats[7, :, 0, :]  # the published 0-100 index of each unit's total, for focus areas
-    found_drivers = drivers(correlations, plan, data.tree.keys, [c.id for c in constructs], published_total, index)
+    found_drivers = drivers(correlations, plan, data.tree.keys, [c.id for c in constructs], detailed_total, index)
     return ResultTable(
-        wave_id=data.wave_id,
-        instrument=data.instrument.slug,
-        version=data.instrument.version,
-        min_group_size=data.min_group_size,
+        **_described(data, cells),
         previous_wave_id=None if previous is None else previous.wave_id,
-        units=tuple(
-            UnitInfo(key, None if p < 0 else data.tree.keys[p])
-            for key, p in zip(data.tree.keys, data.tree.parent.tolist(), strict=True)
-        ),
-        attributes=tuple(AttributeInfo(a.name, a.values) for a in data.attributes),
-        constructs=tuple(
-            ConstructInfo(c.id, c.scale, *SCALE_BOUNDS[c.scale], float(c.favourable_min), c.items) for c in constructs
-        ),
-        items=tuple(ItemInfo(i.id, i.type, i.construct, points(i)) for i in cells.items),
         cells=LazyCells(arrays),
         reliability=reliability,
         changes=changes,
@@ -645,4 +670,5 @@ def build_table(
         comments=comments,
         participation=participation,
         drivers=found_drivers,
+        publication=loss,
     )

@@ -83,7 +83,7 @@ from scipy.sparse import csc_matrix, csr_matrix
 
 from scoring.guard import COMPLEMENTARY, EMPTY, PRIMARY, PUBLISHED, RANGE, Statistic, Suppression, _Layout, _layout
 
-__all__ = ["Findings", "partition_audit", "suppress_partition"]
+__all__ = ["Findings", "partition_audit", "prepare", "suppress_partition", "suppress_prepared"]
 
 IntArray = npt.NDArray[np.int64]
 CountArray = npt.NDArray[np.int32]  # respondent counts: int32 halves the memory every pass moves
@@ -571,6 +571,8 @@ def suppress_partition(
     k: int,
     statistics: Sequence[Statistic],
     hidden_before: npt.ArrayLike | None = None,
+    *,
+    locked: npt.ArrayLike | None = None,
 ) -> Suppression:
     """The one suppression pattern of a wave's table (module docstring): ``(n_units, 1 + sum(n_values))``.
 
@@ -579,16 +581,41 @@ def suppress_partition(
     no more than the earlier build published, and nobody can difference the two. When the pattern built afresh
     already does (the usual case, the same engine), it is the one returned: a rebuild gives the same table.
     Otherwise the build starts again with those cells locked hidden.
+
+    ``locked``: cells hidden whatever the statistics say (a second stage of ``scoring.build``, whose statistics
+    are published only in cells the first stage publishes); the pattern is safe with them hidden.
     """
-    pb = _problem(parent, unit, codes, n_values, k, statistics)
+    return suppress_prepared(_problem(parent, unit, codes, n_values, k, statistics), hidden_before, locked=locked)
+
+
+def prepare(
+    parent: npt.ArrayLike,
+    unit: npt.ArrayLike,
+    codes: npt.ArrayLike,
+    n_values: Sequence[int],
+    k: int,
+    statistics: Sequence[Statistic],
+) -> _Problem:
+    """What ``suppress_partition`` decides on, made ahead (it needs no pattern): for ``suppress_prepared``."""
+    return _problem(parent, unit, codes, n_values, k, statistics)
+
+
+def suppress_prepared(
+    pb: _Problem, hidden_before: npt.ArrayLike | None = None, *, locked: npt.ArrayLike | None = None
+) -> Suppression:
+    """``suppress_partition`` on a problem made by ``prepare``."""
     shape = (pb.lay.n_units, pb.lay.width)
     before = None if hidden_before is None else np.asarray(hidden_before, dtype=np.bool_)
     if before is not None and before.shape != shape:
         raise ValueError(f"hidden_before must have shape {shape}")
-    fresh = _decide(pb, np.zeros(pb.lay.size, dtype=np.bool_))
+    always = np.zeros(pb.lay.size, dtype=np.bool_) if locked is None else np.asarray(locked, dtype=np.bool_)
+    if always.size != pb.lay.size:
+        raise ValueError(f"locked must have shape {shape}")
+    always = always.reshape(-1)
+    fresh = _decide(pb, always.copy())
     if before is None or not np.any(before & ~np.asarray(fresh.hidden)):
         return fresh
-    return _decide(pb, before.reshape(-1).copy())
+    return _decide(pb, before.reshape(-1) | always)
 
 
 def _decide(pb: _Problem, locked: BoolArray) -> Suppression:

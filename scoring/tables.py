@@ -28,6 +28,14 @@ JSON (``ResultTable.to_dict()``); every float is a JSON number or ``null`` (neve
                    {"item": "career_direction", "n": 39, "counts": [10, 20, 9], "mean": null}, ...],
          "enps": {"n": 40, "score": 12.5, "ci_low": -10.2, "ci_high": 35.2,
                   "promoters": 15, "passives": 15, "detractors": 10} | null},
+        {"unit": "sales", "attribute": "location", "value": "Delft",  # published, its details withheld:
+         "n": 12, "suppressed": false, "reason": null,
+         "constructs": [{"construct": "psych_safety", "n": 12, "mean": 4.9, ..., "favourable": null,
+                         "favourable_low": null, "favourable_high": null, "index": 65.0,
+                         "favourable_suppressed": true, "favourable_reason": "complementary"}, ...],
+         "items": [{"item": "ps_mistakes", "n": null, "counts": [], "mean": null,
+                    "suppressed": true, "reason": "complementary"}, ...],
+         "enps": {"n": null, ..., "suppressed": true, "reason": "complementary"}},
         {"unit": "sales", "attribute": "tenure_band", "value": "<1",  # the unit cut by one attribute value
          "n": null, "suppressed": true, "reason": "primary",         # hidden: no numbers at all
          "constructs": [], "items": [], "enps": null}, ...],
@@ -45,7 +53,10 @@ JSON (``ResultTable.to_dict()``); every float is a JSON number or ``null`` (neve
       "participation": [{"unit": "sales", "suppressed": false, "reason": null,
                          "invited": 60, "responded": 41, "rate": 0.683}, ...],
       "drivers": {"relations": [[unit, outcome, construct, n, r, ci_low, ci_high], ...],   # scoring.drivers
-                  "focus_areas": [[unit, outcome, rank, construct, r, ...], ...], "fields": {...}}
+                  "focus_areas": [[unit, outcome, rank, construct, r, ...], ...], "fields": {...}},
+      "publication": {"totals": {"eligible": 1300, "published": 1234}, "cuts": {...},   # scoring.loss; null in
+                      "protecting_others": 80, "details_withheld": 40,                   # tables built before it
+                      "levels": [{"depth": 0, "totals": {...}, "cuts": {...}}, ...]}
     }
 
 Rules the JSON keeps:
@@ -54,6 +65,9 @@ Rules the JSON keeps:
   rests on 1 to k-1 respondents; ``"complementary"``: hidden so that a small cell can't be recovered by
   subtraction; ``"range"``: hidden so that the scale's bounds can't pin a hidden mean; ``"empty"``: nobody);
   it carries no numbers: ``n`` and ``enps`` are null, ``constructs`` and ``items`` are empty lists.
+- A published cell shows its ``n`` and construct means; its details (favourable shares, eNPS, items) may be
+  withheld on their own (``scoring.withhold``): each is then marked ``suppressed`` (``favourable_suppressed``
+  for a share) with its reason and has no numbers. The marks are written only where something is withheld.
 - In a published cell a construct or item nobody answered has ``n: 0`` and null statistics; ``sd`` and the
   intervals are null below n = 2. ``counts`` are whole numbers; ``mean`` of a ``single``/``multi`` item is null.
   For a ``multi`` item ``n`` is the number who answered the item and ``counts`` how many chose each option.
@@ -74,6 +88,7 @@ import numpy as np
 import numpy.typing as npt
 
 from scoring.drivers import Drivers
+from scoring.loss import Publication
 
 _Row = TypeVar("_Row")
 
@@ -148,25 +163,55 @@ class ConstructCell:
     favourable_low: float | None
     favourable_high: float | None
     index: float | None
+    favourable_suppressed: bool = False  # withheld in a published cell: the three favourable figures are null
+    favourable_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form; the withheld mark only where the favourable share is withheld."""
+        d = self.__dict__.copy()
+        if not self.favourable_suppressed:
+            del d["favourable_suppressed"], d["favourable_reason"]
+        return d
 
 
 @dataclass(frozen=True)
 class ItemCell:
+    """An item's distribution in a cell; withheld (``suppressed``, no numbers) where the guard's second stage
+    hides it in a published cell."""
+
     item: str
-    n: int
+    n: int | None
     counts: tuple[int, ...]
     mean: float | None
+    suppressed: bool = False
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"item": self.item, "n": self.n, "counts": list(self.counts), "mean": self.mean}
+        if self.suppressed:
+            d["suppressed"], d["reason"] = True, self.reason
+        return d
 
 
 @dataclass(frozen=True)
 class EnpsCell:
-    n: int
+    """eNPS in a cell; withheld (``suppressed``, every figure null) like an item."""
+
+    n: int | None
     score: float | None
     ci_low: float | None
     ci_high: float | None
-    promoters: int
-    passives: int
-    detractors: int
+    promoters: int | None
+    passives: int | None
+    detractors: int | None
+    suppressed: bool = False
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.__dict__.copy()
+        if not self.suppressed:
+            del d["suppressed"], d["reason"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -195,9 +240,9 @@ class ResultCell:
             "n": self.n,
             "suppressed": self.suppressed,
             "reason": self.reason,
-            "constructs": [c.__dict__.copy() for c in self.constructs],
-            "items": [{"item": i.item, "n": i.n, "counts": list(i.counts), "mean": i.mean} for i in self.items],
-            "enps": None if self.enps is None else self.enps.__dict__.copy(),
+            "constructs": [c.to_dict() for c in self.constructs],
+            "items": [i.to_dict() for i in self.items],
+            "enps": None if self.enps is None else self.enps.to_dict(),
         }
 
     @classmethod
@@ -211,7 +256,8 @@ class ResultCell:
             reason=d["reason"],
             constructs=tuple(ConstructCell(**c) for c in d["constructs"]),
             items=tuple(
-                ItemCell(item=i["item"], n=i["n"], counts=tuple(i["counts"]), mean=i["mean"]) for i in d["items"]
+                ItemCell(i["item"], i["n"], tuple(i["counts"]), i["mean"], i.get("suppressed", False), i.get("reason"))
+                for i in d["items"]
             ),
             enps=None if d["enps"] is None else EnpsCell(**d["enps"]),
         )
@@ -329,6 +375,8 @@ class CellArrays:
     hidden: npt.NDArray[np.bool_]  # (U, W)
     reason: npt.NDArray[np.int64]  # (U, W) index into reason_names; published cells: -1
     reason_names: tuple[str, ...]
+    withheld: npt.NDArray[np.bool_]  # (U, W) published cells whose details (favourable, eNPS, items) are withheld
+    withheld_reason: npt.NDArray[np.int64]  # (U, W) index into reason_names; elsewhere -1
     construct_n: npt.NDArray[np.int64]  # (U, W, C)
     construct_stats: npt.NDArray[np.float64]  # (8, U, W, C): mean sd ci_low ci_high fav fav_low fav_high index
     item_n: npt.NDArray[np.int32]  # (U, W, I)
@@ -341,12 +389,9 @@ class CellArrays:
         attribute, value = self.columns[w]
         if self.hidden[u, w]:
             return ResultCell(unit, attribute, value, None, True, self.reason_names[int(self.reason[u, w])])
-        stats = self.construct_stats[:, u, w].T.tolist()
-        cn = self.construct_n[u, w].tolist()
-        constructs = tuple(
-            ConstructCell(c, cn[j], *(None if (cn[j] == 0 or math.isnan(x)) else x for x in stats[j]))
-            for j, c in enumerate(self.constructs)
-        )
+        if self.withheld[u, w]:
+            return self._withheld_cell(u, w)
+        constructs = self._constructs(u, w, None)
         counts = self.counts[u, w].tolist()
         off = self.item_offsets.tolist()
         i_n = self.item_n[u, w].tolist()
@@ -367,6 +412,28 @@ class CellArrays:
             score, low, high = (None if n == 0 or math.isnan(x) else float(x) for x in e[1:4])
             enps = EnpsCell(n, score, low, high, int(e[4]), int(e[5]), int(e[6]))
         return ResultCell(unit, attribute, value, int(self.n[u, w]), False, None, constructs, items, enps)
+
+    def _constructs(self, u: int, w: int, withheld: str | None) -> tuple[ConstructCell, ...]:
+        """The construct figures of a published cell; with the favourable share withheld for ``withheld``."""
+        stats = self.construct_stats[:, u, w].T.tolist()
+        cn = self.construct_n[u, w].tolist()
+        out = []
+        for j, c in enumerate(self.constructs):
+            x = [None if (cn[j] == 0 or math.isnan(v)) else v for v in stats[j]]
+            if withheld is None:
+                out.append(ConstructCell(c, cn[j], x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]))
+            else:
+                out.append(ConstructCell(c, cn[j], x[0], x[1], x[2], x[3], None, None, None, x[7], True, withheld))
+        return tuple(out)
+
+    def _withheld_cell(self, u: int, w: int) -> ResultCell:
+        """A published cell whose details are withheld: n and the construct means, every detail marked."""
+        why = self.reason_names[int(self.withheld_reason[u, w])]
+        constructs = self._constructs(u, w, why)
+        items = tuple(ItemCell(item, None, (), None, True, why) for item in self.items)
+        enps = None if self.enps is None else EnpsCell(None, None, None, None, None, None, None, True, why)
+        attribute, value = self.columns[w]
+        return ResultCell(self.units[u], attribute, value, int(self.n[u, w]), False, None, constructs, items, enps)
 
 
 class _Lazy(Sequence[_Row]):
@@ -416,8 +483,9 @@ class LazyCells(_Lazy[ResultCell]):
 class ChangeArrays:
     """The changes of a freshly built table as arrays: P units (in both waves) x K constructs (shared).
 
-    ``published`` (P,): the unit's total cell is published in both waves; else its change is withheld, for the
-    ``reason`` ``"suppressed"`` where ``hidden`` (P,) (this wave hides it), ``"previous_suppressed"`` elsewhere.
+    ``published`` (K, P): the unit's total cell (for eNPS: its eNPS) is published in both waves; else its change is
+    withheld, for the ``reason`` ``"suppressed"`` where ``hidden`` (K, P) (this wave hides it),
+    ``"previous_suppressed"`` elsewhere.
     The figures (K, P) are read where published only: ``n``/``previous_n`` whole numbers, the others NaN where
     undefined (null in the table); ``significant`` is ``p_adjusted <= alpha`` (K,).
     """
@@ -433,7 +501,7 @@ class ChangeArrays:
 
     def given(self, k: int) -> list[tuple[Any, ...]]:
         """The fields (``Change`` order) of construct ``k``'s published changes, units in order."""
-        at = np.flatnonzero(self.published)
+        at = np.flatnonzero(self.published[k])
         f = self.figures[:, k, at]
         construct, test, alpha = self.constructs[k], self.tests[k], self.alpha[k]
         n, previous_n = f[0].astype(np.int64).tolist(), f[2].astype(np.int64).tolist()
@@ -449,10 +517,10 @@ class ChangeArrays:
     def rows(self) -> list[tuple[Any, ...]]:
         """Every change's fields in ``Change`` order, construct by construct, units in order (no objects made)."""
         out: list[tuple[Any, ...]] = []
-        shown = self.published.tolist()
-        reason = np.where(self.hidden, "suppressed", "previous_suppressed").tolist()
         withheld = (None,) * 10
         for k, (construct, test) in enumerate(zip(self.constructs, self.tests, strict=True)):
+            shown = self.published[k].tolist()
+            reason = np.where(self.hidden[k], "suppressed", "previous_suppressed").tolist()
             given = iter(self.given(k)).__next__
             out.extend(
                 given() if s else (unit, construct, True, r, test, *withheld)
@@ -530,6 +598,7 @@ class ResultTable:
     comments: tuple[CommentCell, ...] = ()
     participation: tuple[ParticipationCell, ...] = ()
     drivers: Drivers = field(default_factory=Drivers)  # correlations and focus areas (scoring.drivers)
+    publication: Publication | None = None  # what the guard published of the eligible cells (scoring.loss)
 
     @cached_property
     def _unit_index(self) -> dict[str, int]:
@@ -599,6 +668,7 @@ class ResultTable:
             ],
             "participation": [p.__dict__.copy() for p in self.participation],
             "drivers": self.drivers.to_dict(),
+            "publication": None if self.publication is None else self.publication.to_dict(),
         }
 
     @classmethod
@@ -631,4 +701,5 @@ class ResultTable:
             ),
             participation=tuple(ParticipationCell(**p) for p in d["participation"]),
             drivers=Drivers.from_dict(d.get("drivers")),  # absent in tables built before drivers existed
+            publication=None if d.get("publication") is None else Publication.from_dict(d["publication"]),
         )

@@ -198,10 +198,14 @@ def _cells(wave_id: int, constructs: Sequence[Mapping[str, Any]], cells: pa.Stru
 
 
 def _distributions(wave_id: int, cells: pa.StructArray) -> pa.Table:
-    """One row per published cell x item with a distribution (a hidden cell has none: the cells say so)."""
+    """One row per published cell x item with a distribution (a hidden cell has none: the cells say so; nor has
+    an item withheld in a published cell, whose ``n`` is null in the table)."""
     lists = cells.field("items")
     flat = lists.flatten()
     cell_of = pc.list_parent_indices(lists)
+    shown = pc.is_valid(flat.field("n"))
+    if not pc.all(shown).as_py():
+        flat, cell_of = flat.filter(shown), cell_of.filter(shown)
     columns = {
         "wave_id": pa.array(np.full(len(flat), wave_id, dtype=np.int64)),
         "unit": cells.field("unit").take(cell_of),

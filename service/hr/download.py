@@ -21,9 +21,12 @@ def heatmap_csv(table: ResultTable, scope: Scope, by: str | None) -> Response:
     rows: list[list[Any]] = []
     for row in heat.units:
         rows += [
-            [row.unit, row.parent, None, None, c.construct_id, c.n, c.mean, c.favourable, c.suppressed, c.reason]
+            [
+                row.unit, row.parent, None, None, c.construct_id, c.n, c.mean,
+                tabular.withheld(None) if c.favourable_suppressed else c.favourable, c.suppressed, c.reason,
+            ]
             for c in row.constructs
-        ]
+        ]  # fmt: skip
         if inside is not None and row.unit not in inside:
             continue  # a manager's reference line: the organisation's total only
         for found in table.cuts(row.unit, by):
@@ -31,7 +34,10 @@ def heatmap_csv(table: ResultTable, scope: Scope, by: str | None) -> Response:
             figures = {f.construct_id: f for f in cell.constructs}
             for info in heat.constructs:
                 f = figures.get(info.id)
-                n, mean, favourable = (None, None, None) if f is None else (f.n, f.mean, f.favourable)
+                n, mean = (None, None) if f is None else (f.n, f.mean)
+                favourable: float | str | None = None if f is None else f.favourable
+                if f is not None and f.favourable_suppressed:
+                    favourable = tabular.withheld(f.favourable_reason)
                 rows.append(
                     [row.unit, row.parent, by, cell.value, info.id, n, mean, favourable, cell.suppressed, cell.reason]
                 )

@@ -69,6 +69,9 @@ WORDS: dict[Lang, dict[str, str]] = {
         # heatmap
         "heatmap_title": "Overzicht per team",
         "heatmap_caption": "Gemiddelde per onderwerp en eenheid; kleur: verschil met de organisatie",
+        "shown_totals": "{published} van {eligible} groepen van {k} of meer getoond",
+        "shown_cuts": "uitsplitsingen: {published} van {eligible}",
+        "shown_protecting": "{count} verborgen om anderen te beschermen",
         "unit": "Eenheid",
         "respondents": "Deelnemers",
         "organisation_reference": "referentie",
@@ -217,6 +220,9 @@ WORDS: dict[Lang, dict[str, str]] = {
         "no_attributes": "Cuts: none",
         "heatmap_title": "Overview by team",
         "heatmap_caption": "Mean per topic and unit; colour: difference from the organisation",
+        "shown_totals": "{published} of {eligible} groups of {k} or more shown",
+        "shown_cuts": "cuts: {published} of {eligible}",
+        "shown_protecting": "{count} hidden to protect others",
         "unit": "Unit",
         "respondents": "Respondents",
         "organisation_reference": "reference",
@@ -378,6 +384,12 @@ def signed(value: float | None, lang: Lang, digits: int = 2) -> str:
     if value is None or not math.isfinite(value):
         return "–"
     return ("+" if value > 0 else "") + number(value, lang, digits)
+
+
+def whole(value: int, lang: Lang) -> str:
+    """A whole number with the language's thousands separator (1,234 or 1.234)."""
+    written = f"{value:,}"
+    return written.replace(",", ".") if lang == "nl" else written
 
 
 def percent(share: float | None, lang: Lang) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from scoring import ResultTable
 from service.forms.i18n import Lang, day
 from service.hr import charts
-from service.hr.i18n import EVIDENCE, WORDS, number, percent, reason
+from service.hr.i18n import EVIDENCE, WORDS, number, percent, reason, whole
 from service.hr.session import SignedIn
 from service.instruments.schema import Instrument
 from service.models import Unit, Wave
@@ -189,6 +189,27 @@ class HeatmapPage:
     csv_href: str
     expand_all_href: str
     collapse_all_href: str
+    shown: str | None = None  # what the guard published of the eligible groups, for HR (not a manager's part)
+
+
+def shown_line(publication: schemas.Publication | None, lang: Lang, k: int) -> str | None:
+    """'1,234 of 1,300 groups of 5 or more shown; cuts: ...; ... hidden to protect others', or None."""
+    if publication is None:
+        return None
+    words = WORDS[lang]
+    totals, cuts = publication.totals, publication.cuts
+    parts = [
+        words["shown_totals"].format(
+            published=whole(totals.published, lang), eligible=whole(totals.eligible, lang), k=k
+        )
+    ]
+    if cuts.eligible:
+        parts.append(
+            words["shown_cuts"].format(published=whole(cuts.published, lang), eligible=whole(cuts.eligible, lang))
+        )
+    if publication.protecting_others:
+        parts.append(words["shown_protecting"].format(count=whole(publication.protecting_others, lang)))
+    return "; ".join(parts)
 
 
 def _bin(mean: float, reference: float | None, info: schemas.ConstructInfo, lang: Lang) -> tuple[str, str]:
@@ -358,6 +379,7 @@ def heatmap_page(
         csv_href=f"/hr/waves/{wave.id}/heatmap.csv" + (f"?{urlencode({'by': by})}" if by else ""),
         expand_all_href=Folding(True, frozenset()).query(by),
         collapse_all_href=Folding(False, frozenset()).query(by),
+        shown=shown_line(heat.publication, lang, k),
     )
 
 
@@ -616,7 +638,8 @@ def _construct(
     )
     if withheld(figures, figures.ci_low) is not None:
         interval = reason(withheld(figures, figures.ci_low), lang, k)
-    favourable = reason(withheld(figures, figures.favourable), lang, k)
+    code = figures.favourable_reason if figures.favourable_suppressed else withheld(figures, figures.favourable)
+    favourable = reason(code, lang, k)
     if figures.favourable is not None:
         favourable = words["favourable_text"].format(
             share=percent(figures.favourable, lang),
@@ -640,7 +663,7 @@ def _enps(enps: schemas.Enps | None, lang: Lang, k: int) -> Bar | None:
     if enps is None:
         return None
     code = withheld(enps, enps.score)
-    if code is not None:
+    if code is not None or enps.detractors is None or enps.passives is None or enps.promoters is None:
         return Bar(words["enps"], Markup(""), (), reason(code, lang, k))
     groups = (
         (words["detractors"], enps.detractors),

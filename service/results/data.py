@@ -17,7 +17,7 @@ import pyarrow.json as pa_json
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
-from scoring import HiddenBefore, ResultTable
+from scoring import HiddenBefore, ResultCell, ResultTable
 from scoring.spec import Attribute, InstrumentSpec, OrgTree, WaveData
 from service.errors import Conflict
 from service.instruments.loader import Instruments, to_spec
@@ -34,6 +34,7 @@ class BuildInputs:
     previous: WaveData | None
     previous_published: set[str] | None
     hidden_before: HiddenBefore | None
+    previous_detailed: set[str] | None = None  # of previous_published, the totals that show their details (eNPS)
 
 
 def load_inputs(
@@ -49,15 +50,27 @@ def load_inputs(
     before = previous_wave(session, wave, spec, instruments)
     previous = None
     shown: set[str] | None = None
+    detailed: set[str] | None = None
     if before is not None and not purged(before.id):
         previous_spec = to_spec(instruments[(before.instrument, before.version)].instrument)
         previous = load_wave_data(session, before, previous_spec, tree)
         served = table_of(session, before)
         if served is not None:
-            shown = {u.key for u in served.units if not served.cell(u.key).suppressed}
+            totals = [served.cell(u.key) for u in served.units]
+            shown = {c.unit for c in totals if not c.suppressed}
+            detailed = {c.unit for c in totals if not c.suppressed and not details_withheld(c)}
     stored = table_of(session, wave)
     hidden_before = None if stored is None else _hidden_before(stored, data)
-    return BuildInputs(data, previous, shown, hidden_before)
+    return BuildInputs(data, previous, shown, hidden_before, detailed)
+
+
+def details_withheld(cell: ResultCell) -> bool:
+    """A published cell whose details (favourable shares, eNPS, items) the guard's second stage withholds."""
+    return (
+        (cell.enps is not None and cell.enps.suppressed)
+        or any(i.suppressed for i in cell.items)
+        or any(c.favourable_suppressed for c in cell.constructs)
+    )
 
 
 def previous_wave(session: Session, wave: Wave, spec: InstrumentSpec, instruments: Instruments) -> Wave | None:
@@ -210,7 +223,8 @@ def _attributes(wave: Wave, carried: pa.DictionaryArray) -> tuple[Attribute, ...
 
 
 def _hidden_before(stored: ResultTable, data: WaveData) -> HiddenBefore:
-    """The stored table's hidden cells over the new build's units and columns (a unit or attribute value the
+    """The stored table's hidden cells, and the cells whose details it hid or withheld, over the new build's units
+    and columns (a unit or attribute value the
     stored table does not know was empty then: it is kept hidden too). Refuses (409) when a unit the stored
     table shows has moved in the org tree since: its figures would cover other people than the published ones."""
     keys = data.tree.keys
@@ -225,10 +239,12 @@ def _hidden_before(stored: ResultTable, data: WaveData) -> HiddenBefore:
     columns += [(a.name, v) for a in data.attributes for v in a.values]
     position = {(key, a, v): (u, w) for u, key in enumerate(keys) for w, (a, v) in enumerate(columns)}
     cells = np.ones((len(keys), len(columns)), dtype=np.bool_)
+    details = np.ones((len(keys), len(columns)), dtype=np.bool_)
     for cell in stored.cells:
         where = position.get((cell.unit, cell.attribute, cell.value))
         if where is not None:
             cells[where] = cell.suppressed
+            details[where] = cell.suppressed or details_withheld(cell)
     unit = {key: u for u, key in enumerate(keys)}
 
     def by_unit(found: Iterable[tuple[str, bool]]) -> npt.NDArray[np.bool_]:
@@ -242,4 +258,5 @@ def _hidden_before(stored: ResultTable, data: WaveData) -> HiddenBefore:
         cells=cells,
         comments=by_unit((c.unit, c.suppressed) for c in stored.comments),
         participation=by_unit((c.unit, c.suppressed) for c in stored.participation),
+        details=details,
     )

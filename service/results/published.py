@@ -120,7 +120,13 @@ def results(
         items=items,
         units=units,
         reliability=[schemas.Reliability.model_validate(plain(r)) for r in table.reliability if r.unit in shown],
+        publication=publication(table) if inside is None else None,  # a manager sees their part only
     )
+
+
+def publication(table: ResultTable) -> schemas.Publication | None:
+    """What the guard published of the table's eligible cells (``scoring.loss``); None for an older table."""
+    return None if table.publication is None else schemas.Publication.model_validate(table.publication.to_dict())
 
 
 def heatmap(table: ResultTable) -> schemas.Heatmap:
@@ -145,6 +151,7 @@ def heatmap(table: ResultTable) -> schemas.Heatmap:
                     favourable=by_id[c.id].favourable,
                     suppressed=False,
                     reason=None,
+                    favourable_suppressed=by_id[c.id].favourable_suppressed,
                 )
                 for c in table.constructs
             ]
@@ -160,7 +167,11 @@ def heatmap(table: ResultTable) -> schemas.Heatmap:
         )
     constructs, _items = _infos(table)
     return schemas.Heatmap(
-        wave_id=table.wave_id, min_group_size=table.min_group_size, constructs=constructs, units=rows
+        wave_id=table.wave_id,
+        min_group_size=table.min_group_size,
+        constructs=constructs,
+        units=rows,
+        publication=publication(table),
     )
 
 
@@ -172,7 +183,7 @@ def heatmap_within(whole: schemas.Heatmap, unit: str, inside: Collection[str]) -
         root = parents[root]
     rows = [row for row in whole.units if row.unit == root and row.unit not in inside]
     rows += [row for row in whole.units if row.unit in inside]
-    return whole.model_copy(update={"units": rows})
+    return whole.model_copy(update={"units": rows, "publication": None})  # the whole table's counts: HR's
 
 
 def flags(table: ResultTable) -> schemas.Flags:

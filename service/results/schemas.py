@@ -10,6 +10,10 @@ from pydantic import BaseModel, Field
 # "construct" (the domain's word for a scale) is a field of the JSON; in Python it is ``construct_id``, because
 # ``BaseModel.construct`` is pydantic's own (v1's name of ``model_construct``).
 
+WITHHELD = (
+    "true when the cell is published but this statistic is withheld (its figures null): the guard's second stage "
+    "hid it so that no small group can be worked out from it"
+)
 REASON = (
     "why a cell is hidden: primary (rests on 1 to k-1 respondents), complementary (hidden so a small cell "
     "cannot be recovered by subtraction), range (hidden so the scale's bounds cannot pin a hidden mean), "
@@ -46,23 +50,52 @@ class ConstructFigures(BaseModel):
     favourable_low: float | None = Field(description="Wilson interval, 95 %")
     favourable_high: float | None
     index: float | None = Field(description="100 (mean - min) / (max - min)")
+    favourable_suppressed: bool = Field(False, description=WITHHELD)
+    favourable_reason: str | None = Field(None, description="why the favourable share is withheld; else null")
 
 
 class ItemFigures(BaseModel):
     item: str
-    n: int
-    counts: list[int]
+    n: int | None
+    counts: list[int] = Field(description="empty when withheld")
     mean: float | None
+    suppressed: bool = Field(False, description=WITHHELD)
+    reason: str | None = Field(None, description="why the item is withheld; else null")
 
 
 class Enps(BaseModel):
-    n: int
+    n: int | None
     score: float | None
     ci_low: float | None
     ci_high: float | None
-    promoters: int
-    passives: int
-    detractors: int
+    promoters: int | None
+    passives: int | None
+    detractors: int | None
+    suppressed: bool = Field(False, description=WITHHELD)
+    reason: str | None = Field(None, description="why eNPS is withheld; else null")
+
+
+class Tally(BaseModel):
+    eligible: int = Field(description="cells with at least min_group_size respondents")
+    published: int
+
+
+class PublicationLevel(BaseModel):
+    depth: int = Field(description="0: the organisations, 1: the units below them, ...")
+    totals: Tally
+    cuts: Tally
+
+
+class Publication(BaseModel):
+    """What the guard published of the table's eligible cells (at least ``min_group_size`` respondents)."""
+
+    totals: Tally = Field(description="unit totals")
+    cuts: Tally = Field(description="units cut by one attribute value")
+    protecting_others: int = Field(description="eligible cells hidden to protect others (complementary, range)")
+    details_withheld: int = Field(
+        description="eligible published cells whose favourable shares, eNPS and items are withheld"
+    )
+    levels: list[PublicationLevel] = Field(description="the same per level of the tree")
 
 
 class Cell(BaseModel):
@@ -132,6 +165,9 @@ class Results(BaseModel):
     items: list[ItemInfo]
     units: list[UnitResults]
     reliability: list[Reliability] = Field(description="internal consistency, for the organisation units shown")
+    publication: Publication | None = Field(
+        None, description="what the guard published of the whole table; null for a table built before it was counted"
+    )
 
 
 class HeatmapCell(BaseModel):
@@ -141,6 +177,7 @@ class HeatmapCell(BaseModel):
     favourable: float | None
     suppressed: bool
     reason: str | None = Field(description=REASON)
+    favourable_suppressed: bool = Field(False, description=WITHHELD)
 
 
 class HeatmapRow(BaseModel):
@@ -157,6 +194,7 @@ class Heatmap(BaseModel):
     min_group_size: int
     constructs: list[ConstructInfo]
     units: list[HeatmapRow]
+    publication: Publication | None = Field(None, description="what the guard published of the whole table")
 
 
 class Flag(BaseModel):

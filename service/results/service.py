@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from scoring import ResultTable
+from scoring.loss import describe
 from service.errors import Conflict, NotFound
 from service.models import Wave, WaveResult
 from service.models.base import utcnow
@@ -114,3 +115,13 @@ def stored_table(session: Session, wave_id: int) -> tuple[Wave, ResultTable]:
     if table is None:
         raise NotFound(f"wave {wave.id} has no stored results; run `peil results rebuild {wave.id}`")
     return wave, table
+
+
+def publication_lines(session: Session, wave_id: int) -> list[str]:
+    """What the guard published of a closed wave's stored table, as lines for a terminal (``peil demo``); none
+    when no table is stored or it was built before the guard's losses were counted."""
+    wave = session.get(Wave, wave_id)
+    table = None if wave is None else table_of(session, wave)
+    if table is None or table.publication is None:
+        return []
+    return describe(table.publication, table.min_group_size)

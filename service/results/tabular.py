@@ -18,6 +18,21 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 _CONSTRUCT_FIELDS = ("n", "mean", "sd", "ci_low", "ci_high", "favourable", "favourable_low", "favourable_high")
+_FAVOURABLE = frozenset({"favourable", "favourable_low", "favourable_high"})
+
+
+def withheld(reason: str | None) -> str:
+    """What a CSV says in place of a statistic withheld in a published cell: words, never a number."""
+    return f"withheld ({reason})" if reason else "withheld"
+
+
+def _construct_row(f: schemas.ConstructFigures | None) -> list[Any]:
+    if f is None:
+        return [None] * len(_CONSTRUCT_FIELDS)
+    if f.favourable_suppressed:
+        mark = withheld(f.favourable_reason)
+        return [mark if field in _FAVOURABLE else getattr(f, field) for field in _CONSTRUCT_FIELDS]
+    return [getattr(f, field) for field in _CONSTRUCT_FIELDS]
 
 
 def render(header: Sequence[str], rows: Iterable[Sequence[Any]], filename: str) -> Response:
@@ -31,7 +46,8 @@ def render(header: Sequence[str], rows: Iterable[Sequence[Any]], filename: str) 
 
 
 def results(out: schemas.Results) -> Response:
-    """One row per cell (each unit's total, then its cuts); per construct its figures, then eNPS."""
+    """One row per cell (each unit's total, then its cuts); per construct its figures, then eNPS. A statistic
+    withheld in a published cell reads ``withheld (reason)``."""
     constructs = [c.id for c in out.constructs]
     header = ["unit", "attribute", "value", "n", "suppressed", "reason"]
     header += [f"{c}_{field}" for c in constructs for field in _CONSTRUCT_FIELDS]
@@ -42,10 +58,14 @@ def results(out: schemas.Results) -> Response:
             figures = {f.construct_id: f for f in cell.constructs}
             row: list[Any] = [cell.unit, cell.attribute, cell.value, cell.n, cell.suppressed, cell.reason]
             for c in constructs:
-                f = figures.get(c)
-                row += [None if f is None else getattr(f, field) for field in _CONSTRUCT_FIELDS]
+                row += _construct_row(figures.get(c))
             e = cell.enps
-            row += [None, None, None, None] if e is None else [e.n, e.score, e.ci_low, e.ci_high]
+            if e is None:
+                row += [None, None, None, None]
+            elif e.suppressed:
+                row += [withheld(e.reason)] * 4
+            else:
+                row += [e.n, e.score, e.ci_low, e.ci_high]
             rows.append(row)
     return render(header, rows, f"wave-{out.wave_id}-results.csv")
 
@@ -53,10 +73,13 @@ def results(out: schemas.Results) -> Response:
 def heatmap(out: schemas.Heatmap) -> Response:
     header = ["unit", "parent", "construct", "n", "mean", "favourable", "suppressed", "reason"]
     rows = [
-        [u.unit, u.parent, c.construct_id, c.n, c.mean, c.favourable, c.suppressed, c.reason]
+        [
+            u.unit, u.parent, c.construct_id, c.n, c.mean,
+            withheld(None) if c.favourable_suppressed else c.favourable, c.suppressed, c.reason,
+        ]
         for u in out.units
         for c in u.constructs
-    ]
+    ]  # fmt: skip
     return render(header, rows, f"wave-{out.wave_id}-heatmap.csv")
 
 

@@ -89,6 +89,7 @@ def close(
                 inputs.data,
                 inputs.previous,
                 previous_published=inputs.previous_published,
+                previous_detailed=inputs.previous_detailed,
                 hidden_before=inputs.hidden_before,
             )
         built_at = utcnow()

@@ -51,7 +51,12 @@ def test_rows_match_the_stored_table_cell_by_cell(
             (c.unit, c.attribute or "", c.value or "", i.item, i.n, list(i.counts), i.mean)
             for c in table.cells
             for i in c.items
+            if not i.suppressed  # an item withheld in a published cell has no row: the table's cell says so
         ]
+        withheld = {
+            (c.unit, c.attribute or "", c.value or "", i.item) for c in table.cells for i in c.items if i.suppressed
+        }
+        assert not {(r["unit"], r["attribute"], r["value"], r["item"]) for r in distributions} & withheld
         got = [
             (r["unit"], r["attribute"], r["value"], r["item"], r["n"], r["counts"], r["mean"]) for r in distributions
         ]

@@ -78,6 +78,8 @@ def test_heatmap_shows_the_stored_figures_and_hidden_cells_say_why(
             else:
                 assert content.startswith(nl(cell["mean"])) and f"n = {cell['n']}" in content
     assert hidden  # team7 answered twice: hidden
+    totals = heat["publication"]["totals"]  # what the guard published of the groups of k or more, in words
+    assert f"{totals['published']} van {totals['eligible']} groepen van 3 of meer getoond" in page.text
     settings = "Minimale groepsgrootte"
     assert settings not in page.text  # the wave's settings are for HR
 

@@ -24,7 +24,10 @@ def test_manager_reads_its_part_only(app: FastAPI, client: TestClient, closed: W
     by = client.get(closed.url("results?unit=team3&by=location"), headers=manager).json()
     assert by["units"][0]["unit"] == "team3" and len(by["units"][0]["cuts"]) == 2
     as_dashboard = client.get(closed.url("results?unit=team3"), headers=closed.dashboard).json()
-    assert client.get(closed.url("results?unit=team3"), headers=manager).json() == as_dashboard
+    as_manager = client.get(closed.url("results?unit=team3"), headers=manager).json()
+    # the whole table's publication counts are HR's and the dashboards', not a manager's
+    assert as_dashboard.pop("publication")["totals"]["eligible"] >= 1 and as_manager.pop("publication") is None
+    assert as_manager == as_dashboard
 
     for outside in ("div2", "dep3", "team5", "org"):
         refused = client.get(closed.url(f"results?unit={outside}"), headers=manager)

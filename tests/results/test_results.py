@@ -83,9 +83,17 @@ def assert_cell_matches(wave: Wave, cell: dict[str, Any]) -> None:
         assert abs(figures["mean"] - statistics.fmean(scores)) < 1e-9
         assert abs(figures["sd"] - statistics.stdev(scores)) < 1e-9
         assert figures["ci_low"] <= figures["mean"] <= figures["ci_high"]
+        if figures.get("favourable_suppressed"):  # withheld in a published cell: words, never a number
+            assert figures["favourable_reason"] in {"primary", "complementary", "range"}
+            assert figures["favourable"] is None and figures["favourable_low"] is None
+            continue
         favourable = sum(s >= construct.favourable.min for s in scores) / len(scores)
         assert abs(figures["favourable"] - favourable) < 1e-9
     for item in cell["items"]:
+        if item["suppressed"]:
+            assert item["reason"] in {"primary", "complementary", "range"}
+            assert item["n"] is None and item["counts"] == [] and item["mean"] is None
+            continue
         given = [p[item["item"]] for p in people]
         assert item["n"] == len(given)
         assert sum(item["counts"]) == len(given) or any(isinstance(g, list) for g in given)
@@ -142,13 +150,21 @@ def test_heatmap_marks_every_unit(client: TestClient, closed: Wave) -> None:
                     "favourable": None,
                     "suppressed": True,
                     "reason": row["reason"],
+                    "favourable_suppressed": False,  # the mark of a share withheld in a published cell
                 }
             else:
                 published += 1
                 people = respondents(closed, key)
                 scores = construct_scores(closed.instrument, cell["construct"], people)
                 assert abs(cell["mean"] - statistics.fmean(scores)) < 1e-9 and cell["n"] == len(scores)
+                assert (cell["favourable"] is None) == cell["favourable_suppressed"]
     assert hidden and published  # this wave has both (team7 is small)
+    publication = body["publication"]
+    assert (
+        publication["totals"]["eligible"]
+        >= publication["totals"]["published"]
+        == sum(not row["suppressed"] and row["n"] >= 3 for row in rows.values())
+    )
 
 
 def test_flags_rest_on_published_units(client: TestClient, closed: Wave) -> None:

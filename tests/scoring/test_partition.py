@@ -204,3 +204,23 @@ def test_bad_input_is_refused() -> None:
     bad = Statistic(np.ones(2, bool), np.array([0.0, 9.0]), (1, 5))
     with pytest.raises(ValueError, match="out of bounds"):
         suppress_partition([-1], np.array([0, 0]), codes, (), 3, [bad])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_locked_cells_stay_hidden_and_the_rest_is_still_safe(name: str) -> None:
+    """The second stage of ``scoring.withhold``: cells the first stage hid are locked; what it adds must still
+    pass the attacker with them hidden."""
+    org = CASES[name]
+    stats = org.statistics()
+    args = (org.parent, org.unit, org.codes, org.n_values, org.k, stats)
+    free = suppress_partition(*args).hidden
+    shown = np.argwhere(~free)
+    locked = np.zeros_like(free)
+    if shown.size:
+        locked[tuple(shown[0])] = True  # lock the first published cell (the root's total): it must stay hidden
+    pattern = suppress_partition(*args, locked=locked)
+    assert np.all(pattern.hidden >= locked) and np.all(pattern.hidden >= org.primary())
+    assert org.attacks(pattern.hidden) == []
+    assert not partition_audit(*args, pattern.hidden)
+    with pytest.raises(ValueError, match="locked must have shape"):
+        suppress_partition(*args, locked=locked[:-1])
