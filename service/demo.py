@@ -34,6 +34,7 @@ from service.invitations.sender import FileSender, folder_of
 from service.keys import repository as keys
 from service.models import Invitation, Unit, Wave, WaveResult
 from service.models.base import utcnow
+from service.results.service import publication_lines
 from service.units.schemas import UnitIn
 from service.units.service import upsert
 from service.waves import close
@@ -214,12 +215,14 @@ def run(settings: Settings, *, once: bool = False, seed: int = 7) -> Iterator[st
         close.run_due(factory, loaded)  # the close job, as the worker in `peil serve` runs it
         with transaction(factory) as session:
             built = session.get(WaveResult, closed_id) is not None
+            published = publication_lines(session, closed_id)
         sent = deliver(factory, settings, secret, loaded, sender=FileSender(outbox(settings)), waves={pulse_wave_id})
         yield (
             f"Demo organisation: {len(units)} units, {len(teams)} teams, {sum(sizes.values())} participants; "
             f"wave {closed_id} (career-safety) closed "
             + ("with results." if built else "but its results could not be built (see the log).")
         )
+        yield from published
         yield f"Teams low on psychological safety: {', '.join(sorted(low_safety))}"
         yield f"Teams with strong mobility barriers: {', '.join(sorted(high_barriers))}"
         yield f"Wave {pulse_wave_id} (career-pulse) is open; Peil mailed its {sent.sent} participants their invitation."
