@@ -127,7 +127,7 @@ class Findings:
         return bool(self.small_regions.size or self.determined.size or self.pinned.size)
 
 
-def _problem(
+def prepare(
     parent: npt.ArrayLike,
     unit: npt.ArrayLike,
     codes: npt.ArrayLike,
@@ -135,6 +135,7 @@ def _problem(
     k: int,
     statistics: Sequence[Statistic],
 ) -> _Problem:
+    """What ``suppress_partition`` decides on, made ahead (it needs no pattern): for ``suppress_prepared``."""
     lay = _layout(parent, unit, codes, n_values, k)
     par = lay.parent
     n_units = lay.n_units
@@ -545,7 +546,7 @@ def partition_audit(
     hidden: npt.ArrayLike,
 ) -> Findings:
     """Audit a suppression pattern ``hidden`` (n_units, width) under the region model; empty findings = safe."""
-    pb = _problem(parent, unit, codes, n_values, k, statistics)
+    pb = prepare(parent, unit, codes, n_values, k, statistics)
     hid = np.asarray(hidden, dtype=np.bool_).reshape(-1)
     primary = ((pb.cell_n > 0) & (pb.cell_n < k)).any(axis=1) & ~hid
     weights = _weights(pb.lay.size)
@@ -585,19 +586,7 @@ def suppress_partition(
     ``locked``: cells hidden whatever the statistics say (a second stage of ``scoring.build``, whose statistics
     are published only in cells the first stage publishes); the pattern is safe with them hidden.
     """
-    return suppress_prepared(_problem(parent, unit, codes, n_values, k, statistics), hidden_before, locked=locked)
-
-
-def prepare(
-    parent: npt.ArrayLike,
-    unit: npt.ArrayLike,
-    codes: npt.ArrayLike,
-    n_values: Sequence[int],
-    k: int,
-    statistics: Sequence[Statistic],
-) -> _Problem:
-    """What ``suppress_partition`` decides on, made ahead (it needs no pattern): for ``suppress_prepared``."""
-    return _problem(parent, unit, codes, n_values, k, statistics)
+    return suppress_prepared(prepare(parent, unit, codes, n_values, k, statistics), hidden_before, locked=locked)
 
 
 def suppress_prepared(
