@@ -8,6 +8,8 @@ withheld statistic would be caught: the test of a team's withheld item shows the
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -199,3 +201,20 @@ def test_a_rebuild_withholds_at_least_what_the_stored_table_withheld(seed: int) 
     u, w = (int(x) for x in shown[-1])
     cell = table.cells[u * table.width + w]
     assert cell.suppressed or all(i.suppressed for i in cell.items)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_stored_cells_are_written_as_each_cell_writes_itself(seed: int) -> None:
+    """The stored table writes its cells from the arrays in bulk (``CellArrays.cell_dicts``): the same JSON, key
+    order included, as every hidden, withheld and published cell's own ``to_dict``."""
+    tables = [
+        build_table(random_wave(np.array([-1, 0, 0, 1, 1, 0]), 40 + 10 * seed, seed)),
+        build_table(team_with_a_skipped_item()),
+    ]
+    for table in tables:
+        by_cell = [cell.to_dict() for cell in table.cells]
+        assert json.dumps(table.to_dict()["cells"]) == json.dumps(by_cell)
+    kinds = {
+        (c["suppressed"], any(i.get("suppressed") for i in c["items"])) for t in tables for c in t.to_dict()["cells"]
+    }
+    assert {(True, False), (False, True), (False, False)} <= kinds  # hidden, withheld and shown cells all written
