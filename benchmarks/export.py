@@ -71,7 +71,7 @@ from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 import scoring.build  # noqa: E402
 from scoring import build_table  # noqa: E402
-from scoring.guard import REASONS, Statistic, Suppression  # noqa: E402
+from scoring.layout import REASONS, Statistic, Suppression  # noqa: E402
 from scoring.rollup import tree_plan  # noqa: E402
 from service.config import Settings  # noqa: E402
 from service.db import make_engine, make_sessionmaker  # noqa: E402

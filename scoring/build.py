@@ -1,7 +1,7 @@
 """Building the published table of a closed wave: statistics, one suppression decision, reliability, change,
 flags, comments and participation, all from one pass over the wave's arrays.
 
-``build_table`` is the only way numbers leave the engine. The anonymity guard (``scoring.partition``)
+``build_table`` is the only way numbers leave the engine. The anonymity guard (``scoring.guard``)
 decides once, from all of the wave's data, which cells are hidden; a hidden cell is published without any
 number, and everything derived (changes, flags, reliability, comments) is published only where the cells
 it rests on are. The guard on the result cells runs on a thread of its own while the calling thread makes
@@ -31,9 +31,9 @@ from scoring.flags import (
     decline_flags,
     participation_flags,
 )
-from scoring.guard import COMPLEMENTARY, RANGE, Statistic, Suppression
+from scoring.guard import suppress_partition
+from scoring.layout import COMPLEMENTARY, RANGE, Statistic, Suppression
 from scoring.loss import publication
-from scoring.partition import suppress_partition
 from scoring.reliability import cronbach_alpha, rwg_j
 from scoring.rollup import TreePlan, tree_plan
 from scoring.scales import Scores, construct_scores

@@ -1,886 +1,541 @@
-"""The exact anonymity guard: an audit by linear algebra that no published pattern leaks, and a suppression built on it.
+"""The anonymity guard the engine runs: suppression at any size, proven against an attacker who knows more than the
+table tells.
 
-The engine decides its pattern with ``scoring.partition`` (fast at any size, proven against a stronger attacker);
-this module's ``audit`` is the exact check the tests hold that pattern to, and ``suppress`` the exact guard for small
-tables. The layout, ``Statistic`` and ``Suppression`` are shared.
+Why this model
+--------------
+An exact guard decides what an attacker can derive from the published sums by linear algebra over the whole table
+(the reference in ``tests/scoring/exact_guard.py``). It is exact, and far too slow beyond a few hundred respondents
+once cuts and the range rule join in. This guard proves the same conditions (a), (b) and (c) of
+``scoring.layout`` against a *stronger* attacker, one for whom every condition has a closed form, so the whole
+decision is a handful of vectorised passes.
 
-The model
----------
-Respondents fall into *atoms*: the direct members of one unit with one full combination of attribute values. The
-attacker is assumed to know the size ``n`` of every atom and of every cell (published or not), the whole membership
-structure, and the sum (``n * mean``) of every published cell. A statistic's unknowns are the atom sums; every cell
-is a 0/1 combination of atoms. Per statistic, an atom or cell with ``n == 0`` is a known zero and is ignored.
+Respondents fall into atoms (the direct members of one unit with one combination of attribute values). Every
+published cell is a union of atoms. Group the atoms by their *signature*, the set of published cells that hold
+them: these groups (the regions, the Venn diagram of the published cells) partition the atoms, and every published
+cell is a union of whole regions. So everything published is a function of the regions' sums. The stronger
+attacker is told every region's sum (and, as always, every cell's and every atom's ``n``). Whatever the real
+attacker can derive, this one can too, so a pattern safe against it is safe:
 
-Cells (``(n_units, width)``, ``width = 1 + sum(n_values)``): column 0 is the unit's total (its subtree), column
-``1 + sum(n_values[:a]) + v`` the cut ``(a, v)``: respondents of the subtree whose attribute ``a`` equals ``v``.
+(b) A combination of respondents the stronger attacker can determine is a 0/1 vector in the span of the regions'
+    indicators, i.e. a union of whole regions. Every region holds 0 or at least ``k`` respondents for every
+    statistic, so such a union does too.
+(a) A hidden cell is determined only if it is a union of whole regions (for that statistic's respondents); such
+    cells are found and either published (it tells nothing new) or broken up by hiding more.
+(c) Given the region sums and the bounds, the regions vary independently, so the feasible range of a hidden
+    cell's sum is the sum over the regions it meets of the range of its part of each region:
+    ``[max(n1 lo, S - n2 hi), min(n1 hi, S - n2 lo)]`` for a part of ``n1`` respondents of a region of sum ``S``
+    whose other ``n2`` respondents are outside the cell; a part that no published cell holds ranges freely. The
+    real attacker's range contains this one, so ``width >= (hi - lo) / 4`` here implies it there.
 
-The relations (complete: every cell is defined by them in terms of atoms)::
+The accepted limit (DESIGN.md): a published group whose members all gave the same answer reveals that answer, for
+every subgroup too; hiding more cannot undo it. So a hidden cell all of whose respondents (for a statistic) sit in
+published cells that are at one bound of that statistic is not held to (c) for it. Every other hidden cell is,
+with those members counted as pinned.
 
-    T(u, col):  cell(u, col) = direct(u, col) + sum over children c of cell(c, col)   (col 0: totals; else a cut)
-    A(u, 0):    direct(u)    = sum of u's atoms
-    A(u, a, v): direct(u, a, v) = sum of u's atoms with attribute a = v
-    implied:    cell(u, 0) = sum_v cell(u, a, v) for each attribute a (the cut-sum relation)
-
-``direct(...)`` (a unit's own members, overall or by one value) is never published: it is an unknown like a hidden
-cell. Safe means, for every statistic (each with its own ``n``):
-
-(a) no hidden cell's sum is determined by the published sums (the vector of a hidden cell is not in the row space
-    of the published cells);
-(b) no determined combination is a set of 1..k-1 respondents: no 0/1 vector of atoms with ``1 <= n <= k-1`` lies in
-    that row space (this covers "parent minus published children", "a unit minus its published cuts", "a cut minus
-    the same cut of the children", two small siblings whose total is known, intersections leaked by sparse
-    attribute combinations, ...); published cells themselves have ``n == 0`` or ``n >= k`` (primary suppression);
-(c) for a statistic with bounds ``[lo, hi]`` per respondent, the feasible range of each hidden cell's mean, given
-    all published sums and ``n_atom * lo <= atom sum <= n_atom * hi``, is at least ``(hi - lo) / 4`` wide.
+The price of the stronger attacker is over-suppression where cuts of a high unit meet small groups below: a
+published cut of the organisation by tenure makes every published team's members split by tenure a region, so
+that cut is published only when each team's tenure groups hold 0 or at least ``k`` people (the real attacker
+could not tell a team's split from the organisation's). Totals alone form a nested family; there the regions are
+exactly what the real attacker knows, and the guard is exact.
 
 The algorithm
 -------------
-1. Primary: hide every cell whose ``n`` is 1..k-1 for any statistic; cells nobody is in are marked ``empty``.
-2. Local rules, vectorised, to a fixpoint: in every tree relation and every cut-sum relation, if the "whole" is
-   published then the unknown parts (hidden cells, non-empty direct remainders) must be none, or at least two
-   with a combined ``n >= k`` (and never one hidden cell alone); if the whole is hidden, at least one part must be
-   unknown. A failing relation hides its smallest published part (``n``, then cell index), or the whole if none.
-3. Exact audit (below); each breach names a published cell whose hiding removes it (the smallest ``n`` that does,
-   ties by index). Hide those, go back to 2. Safety is monotone in the hidden set and every round hides at least
-   one more cell, so the loop ends; when everything is hidden nothing is determined. ``suppress`` returns only a
-   pattern its own audit passes, and raises ``GuardError`` otherwise.
+1. Primary: hide every cell whose ``n`` is 1..k-1 for any statistic (``primary``); cells nobody is in are
+   ``empty``. A cut is published only where its unit's total is.
+2. Repair: audit (above) and, for every breach, hide one more published cell chosen among those that would
+   enlarge the region(s) involved: a published cell just below the region (hiding it merges that cell's region
+   into this one) or the region's own cheapest published cell (merging it into the region above). Cuts are
+   cheaper to hide than totals; among equals, the smaller ``n``, then the lower cell index. A hidden cell that
+   turns out to be a union of regions is published again once (it adds nothing: no region splits and nothing
+   derivable changes). Hiding only merges regions, and a merge never makes a hidden cell determined or
+   narrower, so a cell that passed is not checked again until something that splits a region is published.
+   A determined cell is repaired through the regions wholly inside it (merging one of them with a region
+   outside opens the cell). Every round hides at least one more cell and everything hidden passes, so the
+   repair ends.
+3. Cuts: a cut family (all values of one attribute of one unit) *fits* when each value splits every region below
+   the unit into 0 or at least ``k`` people, attribute after attribute (so that two attributes together fit
+   too). The fitting families are published with the totals from the start, then the repair runs.
+   Deterministic, and independent of the order of the respondents.
 
-The audit, per distinct ``present`` vector: unknowns are atoms, direct remainders and hidden cells (``n > 0``);
-relations T and A link them. A relation with one unknown pins it (unit propagation; a pinned hidden cell is a
-breach (a), a pinned small atom or remainder a breach (b)). The remaining relations split the unknowns into
-connected components; the null space of the published rows is the direct sum of the per-component null spaces
-(a perturbation of one component keeps every relation of the others), so a combination is determined iff its part
-in every component is, and a small determined set has a small determined part in some component. Per component
-``C`` with atoms ``A_C``, ``M`` = the published cells restricted to ``A_C`` (dense, small):
+   Earlier versions also tried a second order (totals alone repaired first, cuts added after) and a second round
+   of the families that fit the repaired pattern; both published less for their time (``benchmarks/README.md``).
 
-- (a) ``h|A_C`` is in ``rowspace(M)`` (orthogonal projection on the SVD basis, tolerance 1e-8 on 0/1 data).
-- (b) the determined combinations supported on *light* atoms (``n <= k-1``; a small set cannot hold a heavy one)
-  form the subspace ``{x = M^T y, x = 0 on heavy atoms}``. In reduced row-echelon form a vector of that space is
-  fixed by its values on the pivot columns, and columns left of the next pivot are final once the rows before it
-  are chosen; a breadth-first search over the rows (vectorised), pruned by "final entries are 0 or 1" and
-  "final weight <= k-1", enumerates every 0/1 candidate exactly. If the search exceeds its budget a MILP (HiGHS)
-  decides instead.
-- (c) per statistic with bounds, per hidden cell: a feasible line through the actual point along the projection of
-  the cell on the null space gives a certified lower bound of the range; if that is not wide enough, two linear
-  programmes (``scipy.optimize.linprog``) give the exact range.
-
-Cost (measured on the loaded 2-core dev machine, ``OPENBLAS_NUM_THREADS=1``: the dense problems are small and
-BLAS threads only contend): a synthetic org of 5,000 respondents / 500 units / attributes (2, 4, 6), count only,
-1.7 s; 10,000 / 1,000, 20.5 s (the exact small-set search and its MILP fallback on components of several hundred
-atoms dominate); 1,666 / 168 with one scored statistic, 102 s (the range rule's linear programmes, re-solved every
-round a component changes, dominate). The 2 s goal for 100,000 respondents / 10,000 units is NOT met. The way
-there: eliminate the tree bottom-up (every unit passes up only its <= 1 + sum(n_values - 1) margin directions,
-so no dense problem exceeds one unit's interface), and solve the range programmes once per component with warm
-starts instead of again each round.
-
-Known limits (DESIGN.md "The anonymity promise"): a respondent inside a published group of exactly k can subtract
-their own answer and learn the mean of the other k-1; a group whose members all gave the same answer reveals that
-answer. Besides: the model covers exactly the cells described here (totals and one-attribute cuts per unit); sums
-of a *different* statistic, or values outside this table (e.g. earlier waves), are not part of the system, and the
-range rule is a linear (continuous) relaxation: integrality of answers can narrow the real range further.
+Cost: a few vectorised passes over (atoms x cells holding them) for the first round, its cells checked in blocks
+of about 131,000 atoms on two threads (a cell inside one region is its own part, without a sparse product);
+after it, only the cells not yet verified are checked, and while only hiding happens the regions are merged
+from the last ones (old regions merge whole), a pass over the regions instead of the atoms. Whether a cell's
+respondents all sit at a bound (the accepted limit) is worked out for the cells asked about only. The figures are
+in ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
+from threading import Lock
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
-from scipy.sparse import coo_matrix, csr_matrix
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse import csc_matrix, csr_matrix
 
-__all__ = [
-    "COMPLEMENTARY",
-    "EMPTY",
-    "PRIMARY",
-    "PUBLISHED",
-    "RANGE",
-    "REASONS",
-    "Breach",
-    "GuardError",
-    "Statistic",
-    "Suppression",
-    "audit",
-    "suppress",
-]
+from scoring.layout import COMPLEMENTARY, EMPTY, PRIMARY, PUBLISHED, RANGE, Layout, Statistic, Suppression, layout
+
+__all__ = ["Findings", "partition_audit", "prepare", "suppress_partition", "suppress_prepared"]
 
 IntArray = npt.NDArray[np.int64]
+CountArray = npt.NDArray[np.int32]  # respondent counts: int32 halves the memory every pass moves
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
 
-REASONS: tuple[str, ...] = ("published", "primary", "complementary", "range", "empty")
-"""Reason names, indexed by the codes in ``Suppression.reason``."""
-PUBLISHED, PRIMARY, COMPLEMENTARY, RANGE, EMPTY = 0, 1, 2, 3, 4
-
-_TOL = 1e-8  # rank / residual tolerance on 0/1 systems of at most a few thousand columns
-_DFS_BUDGET = 200_000  # search nodes per component before the MILP decides
-
-
-class GuardError(RuntimeError):
-    """The guard could not reach a pattern its own audit passes (never expected; never return an unsafe one)."""
+_EPS = 1e-9
+_UNANIMOUS = Lock()
 
 
 @dataclass(frozen=True)
-class Statistic:
-    """One published statistic over the respondents: who contributes to it and their per-respondent value.
-
-    ``present`` (n_respondents,) marks who contributes (has an answer/score); ``values`` (n_respondents,) holds the
-    per-respondent value (construct score, 0/1 favourable, +1/0/-1 for eNPS), NaN where not present, or ``None`` for
-    a count-only statistic (no range check); ``bounds`` is the scale's (min, max) of one respondent's value.
-    """
-
-    present: npt.NDArray[np.bool_]
-    values: npt.NDArray[np.float64] | None
-    bounds: tuple[float, float] | None
-    name: str = ""
-
-
-@dataclass(frozen=True)
-class Suppression:
-    """The one pattern for a table: ``hidden`` (n_units, width) and ``reason`` codes (indices into ``REASONS``)."""
-
-    hidden: npt.NDArray[np.bool_]
-    reason: npt.NDArray[np.int8]
-
-    def reason_name(self, unit: int, column: int) -> str:
-        return REASONS[int(self.reason[unit, column])]
+class _Problem:
+    lay: Layout
+    anc: IntArray  # (U, D+1) ancestors, self first, -1 padded
+    depth: IntArray  # (U,)
+    atom_cells: CountArray  # (m, L) ``lay.atom_cells`` as int32
+    atom_n: CountArray  # (m, G) respondents of each presence group per atom
+    atom_n_f: npt.NDArray[np.float32]  # the same as float32 (exact below 2**24), for sparse products
+    atom_sum: FloatArray  # (m, S) sums of each bounded statistic per atom
+    stat_group: IntArray  # (S,) presence group of each bounded statistic
+    lo: FloatArray  # (S,)
+    hi: FloatArray  # (S,)
+    cell_n: CountArray  # (C, G) respondents per cell and group (C = units * width)
+    stat_n: CountArray  # (C, S) the same per bounded statistic (its group's column)
+    cell_ptr: IntArray  # (C + 1,) the atoms of cell c are ``cell_atoms[cell_ptr[c]:cell_ptr[c + 1]]``
+    cell_atoms: IntArray
+    names: tuple[str, ...]  # group names, for reports
+    unanimous: BoolArray  # (C, S) ``_unanimous`` of each cell, filled in as cells are asked about ...
+    known: BoolArray  # (C,) ... those asked about
 
 
 @dataclass(frozen=True)
-class Breach:
-    """What the audit found: ``kind`` is ``primary``, ``determined``, ``small`` or ``range``.
+class Findings:
+    """What one audit under the region model found (cell indices are ``unit * width + column``)."""
 
-    ``cells`` are the (unit, column) cells involved (the hidden or small cell; empty for a group of direct members
-    or atoms, which ``detail`` describes).
-    """
+    small_regions: IntArray  # regions holding 1..k-1 respondents of some statistic
+    determined: IntArray  # hidden cells that are unions of whole regions for some statistic
+    pinned: IntArray  # hidden cells whose feasible mean range is narrower than a quarter of the scale
 
-    statistic: str
-    kind: str
-    cells: tuple[tuple[int, int], ...]
-    detail: str
+    def __bool__(self) -> bool:
+        return bool(self.small_regions.size or self.determined.size or self.pinned.size)
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Layout: the tree, the atoms and which cells contain each atom (shared by all statistics)
-
-
-@dataclass(frozen=True)
-class _Layout:
-    n_units: int
-    width: int
-    k: int
-    parent: IntArray
-    levels: tuple[IntArray, ...]  # non-root units by depth, deepest first
-    offsets: IntArray  # (A,) first column of each attribute
-    atom_of: IntArray  # (R,) atom of each respondent
-    atom_unit: IntArray  # (m,)
-    atom_codes: IntArray  # (m, A)
-    atom_own: IntArray  # (m, 1 + A) cells of the atom's own unit that hold it (= its direct remainders)
-    atom_cells: IntArray  # (m, L) every cell that holds the atom; padding = n_units * width (a sentinel)
-    child_rel: IntArray  # tree relations: the whole (parent cell) ...
-    child_cell: IntArray  # ... and the part (child cell), for every column
-    cs_rel: IntArray  # cut-sum relations (u * A + a) ...
-    cs_cell: IntArray  # ... and their parts (the cut cells)
-    children_ptr: IntArray  # CSR of children per unit
-    children: IntArray
-
-    @property
-    def size(self) -> int:
-        return self.n_units * self.width
-
-
-def _layout(
-    parent: npt.ArrayLike, unit: npt.ArrayLike, codes: npt.ArrayLike, n_values: Sequence[int], k: int
-) -> _Layout:
-    par = np.asarray(parent, dtype=np.int64)
-    uni = np.asarray(unit, dtype=np.int64)
-    cod = np.asarray(codes, dtype=np.int64)
-    n_units = len(par)
-    nv = np.asarray(tuple(n_values), dtype=np.int64)
-    n_attr = len(nv)
-    if par.ndim != 1 or n_units == 0:
-        raise ValueError("parent must be a non-empty 1-D array")
-    if cod.ndim != 2 or cod.shape != (len(uni), n_attr):
-        raise ValueError(f"codes must have shape (n_respondents, {n_attr})")
-    if k < 2:
-        raise ValueError("k (the minimum group size) must be at least 2")
-    if np.any(nv < 1):
-        raise ValueError("every attribute needs at least one value")
-    idx = np.arange(n_units)
-    if np.any((par >= idx) | (par < -1)):
-        raise ValueError("units must be ordered parents first (parent[i] < i, -1 at a root)")
-    if len(uni) and (uni.min() < 0 or uni.max() >= n_units):
-        raise ValueError("unit index out of range")
-    if len(uni) and n_attr and (np.any(cod < 0) or np.any(cod >= nv)):
-        raise ValueError("attribute code out of range")
-    width = 1 + int(nv.sum())
-    offsets = 1 + np.concatenate([[0], np.cumsum(nv)[:-1]]).astype(np.int64) if n_attr else np.zeros(0, np.int64)
-
-    # ancestors (self first) and depth, vectorised over the depth of the tree
-    anc_cols = [idx]
+def prepare(
+    parent: npt.ArrayLike,
+    unit: npt.ArrayLike,
+    codes: npt.ArrayLike,
+    n_values: Sequence[int],
+    k: int,
+    statistics: Sequence[Statistic],
+) -> _Problem:
+    """What ``suppress_partition`` decides on, made ahead (it needs no pattern): for ``suppress_prepared``."""
+    lay = layout(parent, unit, codes, n_values, k)
+    par = lay.parent
+    n_units = lay.n_units
+    anc_cols = [np.arange(n_units)]
     cur = par.copy()
     while np.any(cur >= 0):
         anc_cols.append(cur)
         cur = np.where(cur >= 0, par[np.maximum(cur, 0)], -1)
-    anc = np.stack(anc_cols, axis=1)  # (U, D+1), -1 padded
-    depth = (anc >= 0).sum(axis=1) - 1
-    levels = tuple(np.flatnonzero(depth == d) for d in range(int(depth.max()), 0, -1))
+    anc = np.stack(anc_cols, axis=1).astype(np.int64)
+    depth = ((anc >= 0).sum(axis=1) - 1).astype(np.int64)
 
-    # atoms: unique (unit, codes) rows, sorted, so independent of the order of respondents
-    key = np.column_stack([uni, cod]) if len(uni) else np.zeros((0, 1 + n_attr), np.int64)
-    if len(key) and n_units * float(np.prod(nv)) < 2**62:
-        # one mixed-radix number per row (unit, then each code): the same order as the rows, unique in 1-D
-        flat = uni.copy()
-        for a in range(n_attr):
-            flat = flat * nv[a] + cod[:, a]
-        _, first, atom_of = np.unique(flat, return_index=True, return_inverse=True)
-        atoms, atom_of = key[first], atom_of.reshape(-1).astype(np.int64)
-    elif len(key):
-        atoms, atom_of = np.unique(key, axis=0, return_inverse=True)
-        atom_of = atom_of.reshape(-1).astype(np.int64)
-    else:
-        atoms, atom_of = key, np.zeros(0, np.int64)
-    atom_unit = atoms[:, 0].astype(np.int64)
-    atom_codes = atoms[:, 1:].astype(np.int64)
-    own_cols = np.column_stack([np.zeros(len(atoms), np.int64), atom_codes + offsets]) if n_attr else None
-    if own_cols is None:
-        own_cols = np.zeros((len(atoms), 1), np.int64)
-    atom_own = atom_unit[:, None] * width + own_cols
-    sentinel = n_units * width
-    atom_anc = anc[atom_unit]  # (m, D+1)
-    cells = np.where(atom_anc[:, :, None] >= 0, atom_anc[:, :, None] * width + own_cols[:, None, :], sentinel)
-    cells = cells.reshape(len(atoms), anc.shape[1] * own_cols.shape[1])
-
-    ch = np.flatnonzero(par >= 0)
-    cols = np.arange(width)
-    child_rel = (par[ch][:, None] * width + cols).reshape(-1)
-    child_cell = (ch[:, None] * width + cols).reshape(-1)
-    value_attr = np.repeat(np.arange(n_attr, dtype=np.int64), nv)  # attribute of each cut column
-    cs_rel = (np.arange(n_units)[:, None] * n_attr + value_attr[None, :]).reshape(-1)
-    cs_cell = (np.arange(n_units)[:, None] * width + np.arange(1, width)[None, :]).reshape(-1)
-    order = np.argsort(par[ch], kind="stable")
-    children = ch[order]
-    children_ptr = np.searchsorted(par[children], np.arange(n_units + 1)).astype(np.int64)
-    return _Layout(
-        n_units, width, k, par, levels, offsets, atom_of, atom_unit, atom_codes, atom_own, cells,
-        child_rel, child_cell, cs_rel, cs_cell, children_ptr, children,
-    )  # fmt: skip
-
-
-def _rollup(lay: _Layout, direct: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Subtree totals of per-unit direct values (U*W,), summing children into parents, deepest level first."""
-    out = direct.reshape(lay.n_units, lay.width).copy()
-    for lvl in lay.levels:
-        np.add.at(out, lay.parent[lvl], out[lvl])
-    return out.reshape(-1)
-
-
-@dataclass(frozen=True)
-class _Group:
-    """Statistics sharing one ``present`` vector: same n in every cell, so same (a)/(b) verdicts."""
-
-    stats: tuple[Statistic, ...]
-    atom_n: IntArray  # (m,)
-    dn: IntArray  # (U*W,) direct remainders' n
-    n: IntArray  # (U*W,) cells' n
-
-    @property
-    def name(self) -> str:
-        return ", ".join(s.name or "statistic" for s in self.stats)
-
-
-def _groups(lay: _Layout, statistics: Sequence[Statistic]) -> list[_Group]:
-    n_resp = len(lay.atom_of)
-    by_key: dict[bytes, list[Statistic]] = {}
+    n_resp = lay.atom_of.shape[0]
+    if n_resp >= 2**24:  # counts are summed as float32 (exact below 2**24): more than any organisation has
+        raise ValueError("the guard takes at most 16,777,215 respondents per table")
+    m = lay.atom_unit.shape[0]
+    groups: dict[bytes, int] = {}
+    presence: list[BoolArray] = []
+    names: list[str] = []
+    sums: list[FloatArray] = []
+    stat_group: list[int] = []
+    lo: list[float] = []
+    hi: list[float] = []
     for st in statistics:
         present = np.asarray(st.present, dtype=np.bool_)
         if present.shape != (n_resp,):
             raise ValueError(f"statistic {st.name!r}: present must have shape ({n_resp},)")
-        if st.values is not None:
-            vals = np.asarray(st.values, dtype=np.float64)
-            if vals.shape != (n_resp,):
-                raise ValueError(f"statistic {st.name!r}: values must have shape ({n_resp},)")
-            if not np.all(np.isfinite(vals[present])):
-                raise ValueError(f"statistic {st.name!r}: a present respondent has no finite value")
-            if st.bounds is not None:
-                lo, hi = st.bounds
-                if not hi > lo:
-                    raise ValueError(f"statistic {st.name!r}: bounds must have min < max")
-                if np.any(vals[present] < lo) or np.any(vals[present] > hi):
-                    raise ValueError(f"statistic {st.name!r}: a value lies outside its bounds")
-        by_key.setdefault(np.packbits(present).tobytes() + n_resp.to_bytes(8, "little"), []).append(st)
-    out = []
-    m = len(lay.atom_unit)
-    width_own = lay.atom_own.shape[1]
-    for stats in by_key.values():
-        present = np.asarray(stats[0].present, dtype=np.bool_)
-        atom_n = np.bincount(lay.atom_of[present], minlength=m).astype(np.int64)
-        dn = np.bincount(lay.atom_own.reshape(-1), weights=np.repeat(atom_n, width_own), minlength=lay.size)
-        n = _rollup(lay, dn.astype(np.float64))
-        out.append(_Group(tuple(stats), atom_n, np.rint(dn).astype(np.int64), np.rint(n).astype(np.int64)))
-    return out
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Local rules
-
-
-def _smallest(
-    viol_rel: BoolArray, rel: IntArray, part: IntArray, n: IntArray, hidden: BoolArray
-) -> tuple[IntArray, IntArray]:
-    """For each violating relation, its smallest published part with n > 0 (n, then cell index).
-
-    Returns (relations that have such a part, the chosen cells), and leaves the others to the caller.
-    """
-    cand = viol_rel[rel] & ~hidden[part] & (n[part] > 0)
-    r, p = rel[cand], part[cand]
-    order = np.lexsort((p, n[p], r))
-    r, p = r[order], p[order]
-    first = np.unique(r, return_index=True)[1]
-    return r[first], p[first]
-
-
-def _local_fixes(lay: _Layout, groups: Sequence[_Group], hidden: BoolArray) -> BoolArray:
-    """Cells to hide so that every tree and cut-sum relation passes the local rule, for every group."""
-    k = lay.k
-    size = lay.size
-    add = np.zeros(size, dtype=np.bool_)
-    n_attr = len(lay.offsets)
-    for g in groups:
-        n, dn = g.n, g.dn
-        # tree relations: the whole is cell `rel`, the parts are the children cells and the direct remainder
-        rel, part = lay.child_rel, lay.child_cell
-        unk = hidden[part] & (n[part] > 0)
-        cnt_cells = np.bincount(rel[unk], minlength=size)
-        cnt = cnt_cells + (dn > 0)
-        tot = np.bincount(rel[unk], weights=n[part][unk], minlength=size) + dn
-        whole_pub = ~hidden & (n > 0)
-        viol = whole_pub & (((cnt == 1) & (cnt_cells == 1)) | ((tot > 0) & (tot < k)))
-        viol |= hidden & (n > 0) & (cnt == 0)
-        rels, cells = _smallest(viol, rel, part, n, hidden)
-        add[cells] = True
-        rest = np.setdiff1d(np.flatnonzero(viol), rels)
-        add[rest[whole_pub[rest]]] = True
-        if n_attr == 0:
-            continue
-        # cut-sum relations: the whole is the unit's total, the parts its cuts by one attribute
-        rel, part = lay.cs_rel, lay.cs_cell
-        whole_of = (np.arange(lay.n_units * n_attr) // n_attr) * lay.width
-        unk = hidden[part] & (n[part] > 0)
-        n_rel = lay.n_units * n_attr
-        cnt = np.bincount(rel[unk], minlength=n_rel)
-        tot = np.bincount(rel[unk], weights=n[part][unk], minlength=n_rel)
-        wp = whole_pub[whole_of]
-        viol = wp & ((cnt == 1) | ((tot > 0) & (tot < k)))
-        viol |= hidden[whole_of] & (n[whole_of] > 0) & (cnt == 0)
-        rels, cells = _smallest(viol, rel, part, n, hidden)
-        add[cells] = True
-        rest = np.setdiff1d(np.flatnonzero(viol), rels)
-        add[whole_of[rest[wp[rest]]]] = True
-    return add & ~hidden
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# The exact audit
-
-
-@dataclass(frozen=True)
-class _Finding:
-    breach: Breach
-    fix: int  # a published cell whose hiding removes the breach (or -1: none known)
-    reason: int  # COMPLEMENTARY or RANGE
-
-
-def _cell_name(lay: _Layout, cell: int) -> str:
-    u, col = divmod(cell, lay.width)
-    if col == 0:
-        return f"unit {u} (total)"
-    a = int(np.searchsorted(lay.offsets, col, side="right")) - 1
-    return f"unit {u} cut ({a}, {col - int(lay.offsets[a])})"
-
-
-def _uc(lay: _Layout, cell: int) -> tuple[int, int]:
-    u, col = divmod(int(cell), lay.width)
-    return (u, col)
-
-
-def _rref(b: FloatArray) -> tuple[FloatArray, IntArray]:
-    """Reduced row-echelon form (partial pivoting) of a full-row-rank matrix, and its pivot columns."""
-    r = b.copy()
-    rows, cols = r.shape
-    piv: list[int] = []
-    i = 0
-    for j in range(cols):
-        if i == rows:
-            break
-        p = i + int(np.argmax(np.abs(r[i:, j])))
-        if abs(r[p, j]) <= 1e-9:
-            continue
-        if p != i:
-            r[[i, p]] = r[[p, i]]
-        r[i] /= r[i, j]
-        f = r[:, j].copy()
-        f[i] = 0.0
-        r -= np.outer(f, r[i])
-        piv.append(j)
-        i += 1
-    return r[: len(piv)], np.asarray(piv, dtype=np.int64)
-
-
-def _small_set_search(r: FloatArray, piv: IntArray, w: IntArray, k: int) -> tuple[bool, IntArray | None]:
-    """Exhaustive search for a 0/1 vector in the row space of ``r`` (RREF, pivots ``piv``) with weight 1..k-1.
-
-    A vector of the row space is the sum of the rows whose pivot columns it holds (each pivot column is 1 in its own
-    row only). Rows are decided in order, breadth-first and vectorised over all partial choices; after rows 0..t are
-    decided, the columns left of the next pivot receive nothing more, so a partial choice survives only if they are
-    all 0 or 1 and its weight there is at most k-1. Returns (finished, the set's columns or None); ``finished`` is
-    False when the partial choices outgrow the budget (the caller then asks a MILP).
-    """
-    e, ncol = r.shape
-    ends = [*piv[1:].tolist(), ncol]
-    tol = 1e-6
-    x = np.zeros((1, ncol))  # the partial sums (only columns not yet final are meaningful)
-    weight = np.zeros(1, dtype=np.int64)
-    history: list[tuple[IntArray, BoolArray]] = []  # per row: (parent state, took the row)
-    for t in range(e):
-        start = 0 if t == 0 else ends[t - 1]
-        end = ends[t]
-        both = np.concatenate([x, x + r[t]])
-        took = np.repeat(np.array([False, True]), len(x))
-        parents = np.tile(np.arange(len(x), dtype=np.int64), 2)
-        seg = both[:, start:end]
-        ones = np.abs(seg - 1.0) <= tol
-        ok = np.all(ones | (np.abs(seg) <= tol), axis=1)
-        wt = np.concatenate([weight, weight]) + ones.astype(np.int64) @ w[start:end]
-        ok &= wt <= k - 1
-        x, weight = both[ok], wt[ok]
-        history.append((parents[ok], took[ok]))
-        if len(x) > _DFS_BUDGET // 50:
-            return False, None
-    hits = np.flatnonzero(weight >= 1)
-    if len(hits) == 0:
-        return True, None
-    state = int(hits[0])
-    rows = []
-    for t in range(e - 1, -1, -1):
-        par, tk = history[t]
-        if tk[state]:
-            rows.append(t)
-        state = int(par[state])
-    total = r[rows].sum(axis=0)
-    return True, np.flatnonzero(np.abs(total - 1.0) <= tol)
-
-
-def _small_set_milp(m_light: FloatArray, m_heavy: FloatArray, w: IntArray, k: int) -> IntArray | None:
-    """Exact fallback: binary x on light atoms, x = M_L^T y, 0 = M_H^T y, 1 <= w.x <= k-1."""
-    rows, nl = m_light.shape
-    nh = m_heavy.shape[1]
-    nvar = nl + rows
-    a_eq = np.zeros((nl + nh, nvar))
-    a_eq[:nl, :nl] = np.eye(nl)
-    a_eq[:nl, nl:] = -m_light.T
-    a_eq[nl:, nl:] = m_heavy.T
-    a_w = np.concatenate([w.astype(np.float64), np.zeros(rows)])[None, :]
-    cons = [LinearConstraint(a_eq, 0.0, 0.0), LinearConstraint(a_w, 1.0, k - 1.0)]
-    lb = np.concatenate([np.zeros(nl), np.full(rows, -np.inf)])
-    ub = np.concatenate([np.ones(nl), np.full(rows, np.inf)])
-    integrality = np.concatenate([np.ones(nl), np.zeros(rows)])
-    res = milp(np.zeros(nvar), constraints=cons, integrality=integrality, bounds=Bounds(lb, ub))
-    if res.status == 2:  # infeasible: no small determined set
-        return None
-    if res.x is None:  # undecided: treat as a breach (hiding more is always safe)
-        return np.arange(nl)
-    return np.flatnonzero(res.x[:nl] > 0.5)
-
-
-def _segment_ranges(hs: FloatArray, q: FloatArray, s0: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray:
-    """Certified lower bounds of the range of h.s for every row h of ``hs``: the feasible segment through the actual
-    point s0 along h's component in the null space spanned orthogonally to ``q`` (rows: an orthonormal basis of the
-    fixed directions). Every point of the segment keeps the published sums and the bounds, so it is a true range."""
-    z = hs - (hs @ q.T) @ q if len(q) else hs.copy()
-    gain = np.einsum("ij,ij->i", hs, z)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        up_room = np.where(z > 1e-12, (hi - s0) / z, np.where(z < -1e-12, (lo - s0) / z, np.inf))
-        down_room = np.where(z > 1e-12, (s0 - lo) / z, np.where(z < -1e-12, (s0 - hi) / z, np.inf))
-    t_up = np.minimum(np.maximum(up_room.min(axis=1, initial=np.inf), 0.0), 1e300)
-    t_down = np.minimum(np.maximum(down_room.min(axis=1, initial=np.inf), 0.0), 1e300)
-    span = np.where(gain > 1e-12, np.minimum(t_up + t_down, 1e300) * np.maximum(gain, 0.0), 0.0)
-    return np.asarray(np.nan_to_num(span, posinf=np.finfo(np.float64).max), dtype=np.float64)
-
-
-def _orthonormal_rows(a: FloatArray) -> FloatArray:
-    """An orthonormal basis (rows) of the row space of ``a`` (rank-revealing SVD)."""
-    if len(a) == 0:
-        return np.zeros((0, a.shape[1]))
-    _, sv, vt = np.linalg.svd(a, full_matrices=False)
-    rank = int(np.sum(sv > _TOL * max(1.0, float(sv[0]))))
-    return np.asarray(vt[:rank], dtype=np.float64)
-
-
-def _lp_ranges(hs: FloatArray, m: FloatArray, s0: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray:
-    """See ``_lp_solve``: the ranges."""
-    res = _lp_solve(hs, m, s0, lo, hi)
-    if res is None:
-        return np.zeros(len(hs))  # cannot certify: report as breaches (hiding more is always safe)
-    low = np.einsum("ij,ij->i", hs, res[0::2])
-    high = np.einsum("ij,ij->i", hs, res[1::2])
-    return np.asarray(high - low, dtype=np.float64)
-
-
-def _lp_points(h: FloatArray, m: FloatArray, s0: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray | None:
-    """The two feasible points minimising and maximising h.s (rows of the result), or None."""
-    return _lp_solve(h[None, :], m, s0, lo, hi)
-
-
-def _lp_solve(hs: FloatArray, m: FloatArray, s0: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray | None:
-    """The minimising and maximising points of h.s over {M s = M s0, lo <= s <= hi} for every row h of ``hs``
-    (rows 2j and 2j+1 of the result), one small linear programme each (HiGHS, dual simplex)."""
-    n_h, na = hs.shape
-    a_eq = csr_matrix(m) if len(m) else None
-    b_eq = m @ s0 if len(m) else None
-    box = np.column_stack([lo, hi])
-    out = np.empty((2 * n_h, na))
-    for j in range(2 * n_h):
-        c = hs[j // 2] if j % 2 == 0 else -hs[j // 2]
-        res = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=box, method="highs-ds")
-        if res.status != 0 or res.x is None:
-            return None
-        out[j] = res.x
-    return out
-
-
-@dataclass(frozen=True)
-class _Valued:
-    """A statistic with values and bounds, prepared per atom."""
-
-    stat: Statistic
-    s0: FloatArray  # (m,) atom sums
-    lo: float
-    hi: float
-
-
-def _valued(lay: _Layout, g: _Group) -> list[_Valued]:
-    out = []
-    m = len(lay.atom_unit)
-    for st in g.stats:
+        key = np.packbits(present).tobytes()
+        if key not in groups:
+            groups[key] = len(presence)
+            presence.append(present)
+            names.append(st.name or "statistic")
         if st.values is None or st.bounds is None:
             continue
-        present = np.asarray(st.present, dtype=np.bool_)
-        vals = np.where(present, np.asarray(st.values, dtype=np.float64), 0.0)
-        # sum in a canonical order (by atom, then value) so a shuffle of respondents changes nothing
-        order = np.lexsort((vals, lay.atom_of))
-        s0 = np.bincount(lay.atom_of[order], weights=vals[order], minlength=m).astype(np.float64)
-        out.append(_Valued(st, s0, float(st.bounds[0]), float(st.bounds[1])))
-    return out
+        values = np.asarray(st.values, dtype=np.float64)
+        if values.shape != (n_resp,):
+            raise ValueError(f"statistic {st.name!r}: values must have shape ({n_resp},)")
+        low, high = float(st.bounds[0]), float(st.bounds[1])
+        if not high > low:
+            raise ValueError(f"statistic {st.name!r}: bounds must have min < max")
+        v = values[present]
+        if not np.all(np.isfinite(v)) or np.any(v < low) or np.any(v > high):
+            raise ValueError(f"statistic {st.name!r}: a present respondent's value is missing or out of bounds")
+        sums.append(np.bincount(lay.atom_of[present], weights=v, minlength=m).astype(np.float64))
+        stat_group.append(groups[key])
+        lo.append(low)
+        hi.append(high)
+    if not presence:
+        presence.append(np.ones(n_resp, dtype=np.bool_))
+        names.append("respondents")
+    atom_n = np.stack([np.bincount(lay.atom_of[p], minlength=m) for p in presence], axis=1).astype(np.int32)
+    atom_sum = np.stack(sums, axis=1) if sums else np.zeros((m, 0))
 
-
-_Cache = dict[tuple[bytes, bytes, bytes, bool], list["_Finding"]]
-
-
-def _audit_group(
-    lay: _Layout, g: _Group, hidden: BoolArray, *, first_only: bool, ranges: bool, cache: _Cache | None = None
-) -> list[_Finding]:
-    """Every breach of one group of statistics (first_only: one per component is enough to make progress)."""
-    k = lay.k
+    # Cell n per group: each atom adds to every cell that holds it (``atom_cells``, padded with a sentinel).
     size = lay.size
-    m = len(lay.atom_unit)
-    n, dn, atom_n = g.n, g.dn, g.atom_n
-    name = g.name
-    findings: list[_Finding] = []
-    pub = np.append(~hidden & (n > 0), False)  # with the sentinel column of atom_cells
-    hid = np.append(hidden & (n > 0), False)
+    # Built column by column (an atom's cells are its row of ``atom_cells``), then turned into rows: no sort.
+    cells = lay.atom_cells
+    keep = cells < size
+    indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
+    incidence = csc_matrix((np.ones(int(indptr[-1])), cells[keep], indptr), shape=(size, m)).tocsr()
+    atom_n_f = atom_n.astype(np.float32)
+    cell_n = np.rint(incidence.astype(np.float32) @ atom_n_f).astype(np.int32)
+    group_of = np.asarray(stat_group, dtype=np.int64)
+    low_bound, high_bound = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    stat_n = np.take(cell_n, group_of, axis=1)
+    return _Problem(
+        lay, anc, depth, lay.atom_cells.astype(np.int32), atom_n, atom_n_f, atom_sum, group_of, low_bound,
+        high_bound, cell_n, stat_n, incidence.indptr.astype(np.int64), incidence.indices.astype(np.int64), tuple(names),
+        np.zeros((size, group_of.size), dtype=np.bool_), np.zeros(size, dtype=np.bool_),
+    )  # fmt: skip
 
-    for c in np.flatnonzero(pub[:-1] & (n[:size] < k)).tolist():
-        b = Breach(name, "primary", (_uc(lay, c),), f"{_cell_name(lay, c)} is published with n = {n[c]} < k")
-        findings.append(_Finding(b, int(c), PRIMARY))
 
-    # nodes: atoms [0, m), direct remainders m + cell, hidden cells m + size + cell
-    n_nodes = m + 2 * size
-    alive = np.concatenate([atom_n > 0, dn > 0, hid[:-1]])
-    node_n = np.concatenate([atom_n, dn, n])
-    cells = np.arange(size)
-    # relations: T(cell) = cell id, A(cell) = size + cell
-    inc_rel = np.concatenate([cells, cells, lay.child_rel, size + cells, size + lay.atom_own.reshape(-1)])
-    inc_node = np.concatenate(
-        [
-            m + size + cells,
-            m + cells,
-            m + size + lay.child_cell,
-            m + cells,
-            np.repeat(np.arange(m), lay.atom_own.shape[1]),
-        ]
+def _unanimous(pb: _Problem, cells: IntArray) -> BoolArray:
+    """(len(cells), S): whether all of a cell's respondents sit at one bound of a statistic (|sum - n lo| or
+    |n hi - sum| below 1e-6). Computed for a cell the first time it is asked about (the accepted limit is seldom
+    needed, and then for the cells around a few narrow ones), then kept."""
+    with _UNANIMOUS:  # the audit's blocks ask on two threads
+        _fill_unanimous(pb, cells[~pb.known[cells]])
+        return np.asarray(pb.unanimous[cells])
+
+
+def _fill_unanimous(pb: _Problem, new: IntArray) -> None:
+    """``_unanimous`` of the cells ``new``, into the problem's table."""
+    if new.size:
+        start, size = pb.cell_ptr[new], np.diff(pb.cell_ptr)[new]
+        atoms = pb.cell_atoms[np.repeat(start - (np.cumsum(size) - size), size) + np.arange(int(size.sum()))]
+        total = _group_sum(np.repeat(np.arange(new.size), size), new.size, pb.atom_sum[atoms])
+        n = np.take(pb.stat_n, new, axis=0)
+        at_bound = (np.abs(total - n * pb.lo) < 1e-6) | (np.abs(n * pb.hi - total) < 1e-6)
+        pb.unanimous[new] = at_bound & (n > 0)
+        pb.known[new] = True
+
+
+@dataclass(frozen=True)
+class _Regions:
+    region: IntArray  # (m,) region of each atom, -1 where no published cell holds it (free)
+    count: int
+    rep: IntArray  # (count,) an atom of each region
+    n: CountArray  # (count + 1, G): the last row (index -1) sums the free atoms, never read as a region
+    total: FloatArray  # (count + 1, S)
+    signature: npt.NDArray[np.uint64]  # (count,) the set hash of each region's published cells
+
+
+def _signatures(
+    cells: CountArray, published: BoolArray, weights: npt.NDArray[np.uint64]
+) -> tuple[BoolArray, npt.NDArray[np.uint64], BoolArray]:
+    """For rows of the cells holding an atom: which are published (the sentinel column never is), the set hash of
+    the published ones (0 for a row with none), and the rows with none (free)."""
+    pub = np.append(published, False)[cells]
+    sig = np.append(np.where(published, weights, np.uint64(0)), np.uint64(0))[cells].sum(axis=1, dtype=np.uint64)
+    free: BoolArray = np.asarray(~pub.any(axis=1))
+    sig[free] = 0
+    return pub, sig, free
+
+
+def _without_free(group: IntArray, first_is_free: BoolArray) -> tuple[IntArray, int | None]:
+    """The free atoms (empty signature) are not a region: their group becomes -1 and the others are numbered
+    0..count-1. Also returns the free group's old number (None when there is none)."""
+    found = np.flatnonzero(first_is_free)
+    if not found.size:
+        return group, None
+    f = int(found[0])
+    return np.where(group == f, -1, np.where(group > f, group - 1, group)), f
+
+
+def _regions(pb: _Problem, published: BoolArray, weights: npt.NDArray[np.uint64]) -> _Regions:
+    """Atoms grouped by the exact set of published cells that hold them."""
+    cells = pb.atom_cells
+    pub, sig, free = _signatures(cells, published, weights)
+    masked = np.where(pub, cells, -1)
+    uniq, first, region = np.unique(sig, return_index=True, return_inverse=True)
+    region = region.reshape(-1).astype(np.int64)
+    # Exactness: a hash collision would merge two different signatures. Check every atom against its region's
+    # first atom; on any mismatch, group by the (sorted) cell lists themselves.
+    ordered = np.sort(masked, axis=1)
+    if not np.array_equal(ordered, ordered[first[region]]):
+        _, first, region = np.unique(ordered, axis=0, return_index=True, return_inverse=True)
+        region = region.reshape(-1).astype(np.int64)
+        uniq = sig[first]
+    region, f = _without_free(region, free[first])
+    if f is not None:
+        first, uniq = np.delete(first, f), np.delete(uniq, f)
+    count = first.size
+    # one extra row at the end for the free atoms ("region" -1): never read as a region
+    row = np.where(region >= 0, region, count)
+    n = np.rint(_group_sum(row, count + 1, pb.atom_n_f)).astype(np.int32)
+    total = np.asarray(_group_sum(row, count + 1, pb.atom_sum), dtype=np.float64)
+    return _Regions(region, count, first, n, total, uniq)
+
+
+def _merged(pb: _Problem, old: _Regions, published: BoolArray, weights: npt.NDArray[np.uint64]) -> _Regions | None:
+    """``_regions(pb, published, weights)`` after more cells were hidden since ``old`` (``published`` is a subset of
+    what was published then), or cells that are unions of whole old regions were published, computed from the old
+    regions alone: the atoms of an old region hold the same published cells, so a newly hidden or published cell
+    holds all of them or none, and old regions merge whole (or stay). Same regions, numbering and representatives
+    as the full computation; None on a hash collision (then compute in full)."""
+    own = pb.atom_cells[old.rep]  # (count, L): the cells holding each old region's atoms
+    pub, sig, free = _signatures(own, published, weights)
+    uniq, first, group = np.unique(sig, return_index=True, return_inverse=True)
+    group = group.reshape(-1)
+    ordered = np.sort(np.where(pub, own, -1), axis=1)
+    if not np.array_equal(ordered, ordered[first[group]]):
+        return None
+    group, f = _without_free(group, free[first])  # old regions that lost their last published cell join them
+    if f is not None:
+        uniq = np.delete(uniq, f)
+    count = uniq.size
+    # each region's representative is its lowest atom, as np.unique's first occurrence in the full computation
+    rep = np.full(count, np.iinfo(np.int64).max, dtype=np.int64)
+    inside = group >= 0
+    np.minimum.at(rep, group[inside], old.rep[inside])
+    row = np.append(np.where(inside, group, count), count)  # old free atoms (the last row) stay free
+    n = np.rint(_group_sum(row, count + 1, old.n.astype(np.float32))).astype(np.int32)
+    total = np.asarray(_group_sum(row, count + 1, old.total), dtype=np.float64)
+    region = np.append(np.where(inside, group, -1), -1)[old.region]
+    return _Regions(region, count, rep, n, total, uniq)
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """Hidden cells cut into their parts: one row per (hidden cell, region or free) it meets."""
+
+    cell: IntArray
+    region: IntArray  # -1: the cell's free atoms
+    n: CountArray  # (P, G)
+
+
+def _group_sum(index: IntArray, n_rows: int, values: npt.NDArray[np.generic]) -> npt.NDArray[np.floating]:
+    """Row sums of ``values`` grouped by ``index`` (one sparse product, much faster than ``np.add.at``).
+
+    Float64 values are summed as float64; counts and marks as float32, exact for sums below 2**24."""
+    kind = np.float64 if values.dtype == np.float64 else np.float32
+    if values.shape[1] == 0:
+        return np.zeros((n_rows, 0), dtype=kind)
+    ones = np.ones(index.size, dtype=kind)
+    matrix = csr_matrix((ones, (index, np.arange(index.size))), shape=(n_rows, index.size))
+    return np.asarray(matrix @ (values if values.dtype == kind else values.astype(kind)))
+
+
+def _parts(pb: _Problem, look: BoolArray, reg: _Regions) -> _Parts:
+    """The parts of the cells marked in ``look`` (hidden, non-empty cells to check)."""
+    # the looked-at cells' atoms, straight from the cell -> atoms index (a round after the first looks at few)
+    looked = np.flatnonzero(look)
+    start, size = pb.cell_ptr[looked], np.diff(pb.cell_ptr)[looked]
+    offset = np.repeat(start - (np.cumsum(size) - size), size)
+    region = reg.region[pb.cell_atoms[offset + np.arange(int(size.sum()))]]
+    # Most hidden cells lie inside one region (a team's cuts, a small hidden team): their one part is the whole
+    # cell, whose n is known. Only the others are cut up, with one sparse product (parts x atoms).
+    bounds = np.cumsum(size) - size
+    lowest = np.minimum.reduceat(region, bounds) if region.size else region
+    single = lowest == (np.maximum.reduceat(region, bounds) if region.size else region)
+    entry = np.flatnonzero(np.repeat(~single, size))
+    key = np.repeat(looked[~single], size[~single]) * (reg.count + 1) + (region[entry] + 1)
+    uniq, inverse = _unique_runs(key)
+    matrix = csr_matrix(
+        (np.ones(entry.size, dtype=np.float32), (inverse.reshape(-1), pb.cell_atoms[offset[entry] + entry])),
+        shape=(uniq.size, pb.atom_n.shape[0]),
     )
-    keep = alive[inc_node]
-    inc_rel, inc_node = inc_rel[keep], inc_node[keep]
-    order = np.lexsort((inc_node, inc_rel))
-    inc_rel, inc_node = inc_rel[order], inc_node[order]
-    n_rel = 2 * size
-    pinned_by = np.full(n_nodes, -1, dtype=np.int64)
-    live = alive.copy()
-    while True:
-        on = live[inc_node]
-        cnt = np.bincount(inc_rel[on], minlength=n_rel)
-        sel = on & (cnt[inc_rel] == 1)
-        if not sel.any():
-            break
-        nodes, first = np.unique(inc_node[sel], return_index=True)
-        pinned_by[nodes] = inc_rel[sel][first]
-        live[nodes] = False
-
-    rel_ptr = np.searchsorted(inc_rel, np.arange(n_rel + 1))
-
-    def pin_fix(node: int) -> int:
-        """The smallest published member of the nearest relation that pinned the node (walking back)."""
-        queue = [int(pinned_by[node])]
-        seen: set[int] = set()
-        while queue:
-            r = queue.pop(0)
-            if r < 0 or r in seen:
-                continue
-            seen.add(r)
-            if r < size:
-                u, col = divmod(r, lay.width)
-                kids = lay.children[lay.children_ptr[u] : lay.children_ptr[u + 1]] * lay.width + col
-                cand = np.concatenate([[r], kids])
-                cand = cand[pub[cand]]
-                if len(cand):
-                    return int(cand[np.lexsort((cand, n[cand]))[0]])
-            members = inc_node[rel_ptr[r] : rel_ptr[r + 1]]
-            queue.extend(int(pinned_by[x]) for x in members if pinned_by[x] >= 0 and x != node)
-        return -1
-
-    for node in np.flatnonzero(~live & alive):
-        if node >= m + size:
-            c = int(node) - m - size
-            b = Breach(name, "determined", (_uc(lay, c),), f"hidden {_cell_name(lay, c)} is determined")
-            findings.append(_Finding(b, pin_fix(int(node)), COMPLEMENTARY))
-        elif 1 <= node_n[node] < k:
-            if node >= m:
-                c = int(node) - m
-                what = f"direct members of {_cell_name(lay, c)}"
-            else:
-                what = f"the atom of unit {lay.atom_unit[node]} with codes {lay.atom_codes[node].tolist()}"
-            b = Breach(name, "small", (), f"{what}: {node_n[node]} respondent(s) determined")
-            findings.append(_Finding(b, pin_fix(int(node)), COMPLEMENTARY))
-
-    # components of the unpinned unknowns
-    on = live[inc_node]
-    r_on, n_on = inc_rel[on], inc_node[on]
-    cnt = np.bincount(r_on, minlength=n_rel)
-    multi = cnt[r_on] >= 2
-    r_on, n_on = r_on[multi], n_on[multi]
-    heads = n_on[np.searchsorted(r_on, r_on)]  # first member of each relation
-    graph = coo_matrix((np.ones(len(n_on)), (heads, n_on)), shape=(n_nodes, n_nodes)).tocsr()
-    _, label = connected_components(graph, directed=False)
-    atoms_live = np.flatnonzero(live[:m])
-    hid_live = np.flatnonzero(live[m + size :])  # hidden cells (as cell ids) still unknown
-    comp_of_atom = label[atoms_live]
-    comp_of_hid = label[m + size + hid_live]
-    a_order = np.argsort(comp_of_atom, kind="stable")
-    atoms_sorted, a_comp = atoms_live[a_order], comp_of_atom[a_order]
-    h_order = np.argsort(comp_of_hid, kind="stable")
-    hid_sorted, h_comp = hid_live[h_order], comp_of_hid[h_order]
-    comps = np.unique(np.concatenate([a_comp, h_comp]))
-    a_ptr = np.searchsorted(a_comp, np.concatenate([comps, [np.iinfo(np.int64).max]]))
-    h_ptr = np.searchsorted(h_comp, np.concatenate([comps, [np.iinfo(np.int64).max]]))
-    valued = _valued(lay, g)
-    for i in range(len(comps)):
-        atoms_c = atoms_sorted[a_ptr[i] : a_ptr[i + 1]]
-        hid_c = hid_sorted[h_ptr[i] : h_ptr[i + 1]]
-        wn = atom_n[atoms_c]
-        light = wn <= k - 1
-        if len(hid_c) == 0 and not light.any():
-            continue
-        findings.extend(
-            _audit_component(lay, name, atoms_c, hid_c, wn, light, pub, n, valued, first_only, ranges, cache)
-        )
-    return findings
+    n = np.rint(matrix @ pb.atom_n_f).astype(np.int32)
+    # both kinds together, in the order of (cell, region)
+    cell = np.concatenate([looked[single], uniq // (reg.count + 1)])
+    part_region = np.concatenate([lowest[single], uniq % (reg.count + 1) - 1])
+    order = np.argsort(cell * (reg.count + 1) + part_region + 1, kind="stable")
+    n = np.concatenate([np.take(pb.cell_n, looked[single], axis=0), n])
+    return _Parts(cell[order], part_region[order], n[order])
 
 
-def _audit_component(
-    lay: _Layout,
-    name: str,
-    atoms_c: IntArray,
-    hid_c: IntArray,
-    wn: IntArray,
-    light: BoolArray,
-    pub: BoolArray,
-    n: IntArray,
-    valued: Sequence[_Valued],
-    first_only: bool,
-    ranges: bool,
-    cache: _Cache | None,
-) -> list[_Finding]:
-    """The findings of one component (cached: a component's verdict depends only on its atoms and cells)."""
-    flat = lay.atom_cells[atoms_c].reshape(-1)
-    key = (atoms_c.tobytes(), hid_c.tobytes(), np.unique(flat[pub[flat]]).tobytes(), ranges)
-    if cache is not None and key in cache:
-        return cache[key]
-    out = _component_findings(lay, name, atoms_c, hid_c, wn, light, pub, n, valued, first_only, ranges)
-    if cache is not None:
-        cache[key] = out
-    return out
+def _unique_runs(key: IntArray) -> tuple[IntArray, IntArray]:
+    """``np.unique(key, return_inverse=True)`` for keys that come in sorted runs (cells in order, regions in any
+    order within a cell): a stable sort (timsort) takes the runs as they are, several times faster here."""
+    if key.size == 0:
+        return key, key
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    first = np.empty(key.size, dtype=np.bool_)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    inverse = np.empty(key.size, dtype=np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    return ordered[first], inverse
 
 
-def _component_findings(
-    lay: _Layout,
-    name: str,
-    atoms_c: IntArray,
-    hid_c: IntArray,
-    wn: IntArray,
-    light: BoolArray,
-    pub: BoolArray,
-    n: IntArray,
-    valued: Sequence[_Valued],
-    first_only: bool,
-    ranges: bool,
-) -> list[_Finding]:
-    k = lay.k
-    na = len(atoms_c)
-    cells_of = lay.atom_cells[atoms_c]  # (na, L)
-    col_idx = np.repeat(np.arange(na), cells_of.shape[1])
-    flat = cells_of.reshape(-1)
-    psel = pub[flat]
-    pcells, pinv = np.unique(flat[psel], return_inverse=True)
-    mat = np.zeros((len(pcells), na))
-    mat[pinv, col_idx[psel]] = 1.0
-    pos = np.minimum(np.searchsorted(hid_c, flat), max(len(hid_c) - 1, 0))
-    hsel = (hid_c[pos] == flat) if len(hid_c) else np.zeros(len(flat), np.bool_)
-    hmat = np.zeros((len(hid_c), na))
-    hmat[pos[hsel], col_idx[hsel]] = 1.0
+def _check(
+    pb: _Problem, reg: _Regions, parts: _Parts, published: BoolArray
+) -> tuple[BoolArray, BoolArray, BoolArray, BoolArray]:
+    """Breaches among the parts' cells: (small regions (count,), determined cells (C,), pinned cells (C,)), and
+    the cells (C,) that pass the range rule only by the accepted limit."""
+    k = pb.lay.k
+    size = pb.lay.size
+    small: BoolArray = np.asarray(((reg.n[:-1] > 0) & (reg.n[:-1] < k)).any(axis=1))
+    determined = np.zeros(size, dtype=np.bool_)
+    pinned = np.zeros(size, dtype=np.bool_)
+    exempted = np.zeros(size, dtype=np.bool_)  # narrow but for the accepted limit
+    if parts.cell.size == 0:
+        return small, determined, pinned, exempted
+    cells, row = np.unique(parts.cell, return_inverse=True)
+    row = row.reshape(-1)
+    is_free = parts.region < 0
+    outside = np.take(reg.n, parts.region, axis=0) - parts.n  # respondents of the region outside the cell
+    outside[is_free] = np.iinfo(np.int32).max  # a free part: nothing published bounds it from outside
+    # a part is "open" for a group when the cell has respondents there and the region reaches outside the cell
+    open_part = (parts.n > 0) & (outside > 0)
+    open_cells = _group_sum(row, cells.size, open_part)
+    determined[cells] = ((np.take(pb.cell_n, cells, axis=0) > 0) & (open_cells == 0)).any(axis=1)
 
-    if len(mat):
-        _, sv, vt = np.linalg.svd(mat, full_matrices=False)
-        rank = int(np.sum(sv > _TOL * max(1.0, float(sv[0]))))
-        q = vt[:rank]
+    if pb.stat_group.size:
+        g = pb.stat_group
+        n_stat = np.take(pb.stat_n, cells, axis=0)
+        # A cell whose free respondents (no published cell holds them) are a quarter of it passes at once.
+        free_n = _group_sum(row[is_free], cells.size, parts.n[is_free][:, g])
+        todo: BoolArray = np.asarray(((n_stat > 0) & (free_n < n_stat / 4.0 - _EPS)).any(axis=1))
+        keep = todo[row]
+        if keep.any():
+            pinned[cells[todo]], strict = _narrow(pb, reg, parts, published, keep, todo, row, outside, n_stat[todo])
+            exempted[cells[todo]] = strict
+    return small, determined, pinned, exempted
+
+
+def _narrow(
+    pb: _Problem,
+    reg: _Regions,
+    parts: _Parts,
+    published: BoolArray,
+    keep: BoolArray,
+    todo: BoolArray,
+    row: IntArray,
+    outside: CountArray,
+    n_stat: CountArray,
+) -> tuple[BoolArray, BoolArray]:
+    """Rule (c) for the cells ``todo`` (their parts ``keep``): whose feasible mean range is too narrow, with and
+    without the accepted-limit exemption (a cell passing only by the exemption must be checked again later: hiding
+    the unanimous cell it rests on takes the exemption away).
+
+    The range of a part's sum is d * min(n1, n2, slack) with d = hi - lo, n1 respondents inside the cell, n2 in
+    the region outside it and slack = min(S - n lo, n hi - S) / d of the region: the four ends of
+    [max(n1 lo, S - n2 hi), min(n1 hi, S - n2 lo)] subtracted pairwise. A free part ranges over d * n1.
+    """
+    g = pb.stat_group
+    compact = np.cumsum(todo) - 1
+    kept = np.flatnonzero(keep)
+    rows = compact[row[kept]]  # non-decreasing: parts come sorted by cell
+    region = parts.region[kept]
+    d = pb.hi - pb.lo
+    reg_stat_n = reg.n[:, g].astype(np.float64)
+    slack = np.minimum(reg.total - reg_stat_n * pb.lo, reg_stat_n * pb.hi - reg.total) / d
+    slack[-1] = np.inf  # the free parts' row
+    n_cells = int(todo.sum())
+    narrow = np.zeros((n_cells, g.size), dtype=np.bool_)
+    for start, stop, first, last in _chunks(rows):
+        # min(n1, n2) per group (a free part's n2 is unbounded: n1 alone), then per statistic with its slack
+        inner = np.minimum(np.take(parts.n, kept[start:stop], axis=0), np.take(outside, kept[start:stop], axis=0))
+        width = np.take(slack, region[start:stop], axis=0)  # np.take: several times faster than fancy indexing
+        np.minimum(width, np.take(inner, g, axis=1), out=width)
+        low = _group_sum(rows[start:stop] - first, last - first, width) < n_stat[first:last] / 4.0 - _EPS
+        narrow[first:last] = (n_stat[first:last] > 0) & low
+    strict = np.asarray(narrow.any(axis=1))
+    if not strict.any():
+        return strict, strict
+    # The accepted limit (DESIGN.md): a published group whose members all gave the same answer reveals it, for
+    # every subgroup too. A hidden cell all of whose respondents sit in such published groups (for this
+    # statistic, at one of its bounds) is pinned by that, not by the suppression: it is not held to the range
+    # rule. Every other hidden cell is, counting those members as pinned. (Only the narrow cells' parts.)
+    sel = strict[rows]
+    rows, region, n1 = rows[sel], region[sel], np.take(parts.n, kept[sel], axis=0)
+    used = np.unique(region[region >= 0])
+    own = pb.atom_cells[reg.rep[used]]
+    pub = np.append(published, False)[own]
+    asked = np.unique(own[pub])
+    unanimous = np.vstack([_unanimous(pb, asked), np.zeros((1, g.size), dtype=np.bool_)])
+    where = np.where(pub, np.searchsorted(asked, own), asked.size)  # the last row: False
+    exempt = np.zeros((reg.count + 1, g.size), dtype=np.bool_)
+    for j in range(own.shape[1]):
+        exempt[used] |= unanimous[where[:, j]]
+    pinned = np.zeros(n_cells, dtype=np.bool_)
+    for start, stop, first, last in _chunks(rows):
+        pinned_n = np.where(np.take(exempt, region[start:stop], axis=0), np.take(n1[start:stop], g, axis=1), 0)
+        known = _group_sum(rows[start:stop] - first, last - first, pinned_n)
+        pinned[first:last] = (narrow[first:last] & (n_stat[first:last] > known)).any(axis=1)
+    return pinned, strict
+
+
+_CHUNK = 1 << 15  # parts per chunk: (parts x statistics) temporaries that stay in the cache
+
+
+def _chunks(rows: IntArray) -> list[tuple[int, int, int, int]]:
+    """Slices ``[start, stop)`` of about ``_CHUNK`` parts that never split a cell (``rows`` non-decreasing), each
+    with its cells' range ``[first, last)``."""
+    if rows.size == 0:
+        return []
+    cuts = np.unique(np.searchsorted(rows, rows[::_CHUNK], side="left"))
+    bounds = np.append(cuts, rows.size).tolist()
+    return [(a, b, int(rows[a]), int(rows[b - 1]) + 1) for a, b in pairwise(bounds)]
+
+
+_BLOCK = 1 << 17  # atoms of the cells one audit block looks at: its arrays stay small, and their memory is reused
+
+
+def _audit(
+    pb: _Problem, reg: _Regions, look: BoolArray, published: BoolArray
+) -> tuple[_Parts, BoolArray, BoolArray, BoolArray, BoolArray]:
+    """``_check`` of the cells ``look``, a block of cells at a time (a first round looks at 100,000 cells and
+    400,000 parts: one pass over all of them at once allocates and touches gigabytes). Returns the parts of the
+    determined and pinned cells (what the repair reads) and ``_check``'s findings for all of them."""
+    size = pb.lay.size
+    looked = np.flatnonzero(look)
+    block = np.cumsum(np.diff(pb.cell_ptr)[looked]) // _BLOCK
+    starts = np.flatnonzero(np.append(True, block[1:] != block[:-1])) if looked.size else np.zeros(0, np.int64)
+    determined = np.zeros(size, dtype=np.bool_)
+    pinned = np.zeros(size, dtype=np.bool_)
+    exempted = np.zeros(size, dtype=np.bool_)
+    small = np.asarray(((reg.n[:-1] > 0) & (reg.n[:-1] < pb.lay.k)).any(axis=1))
+
+    def one(bounds: tuple[int, int]) -> tuple[_Parts, BoolArray, BoolArray, BoolArray]:
+        mask = np.zeros(size, dtype=np.bool_)
+        mask[looked[bounds[0] : bounds[1]]] = True
+        parts = _parts(pb, mask, reg)
+        _, d, p, e = _check(pb, reg, parts, published)
+        keep = (d | p)[parts.cell]
+        return _Parts(parts.cell[keep], parts.region[keep], parts.n[keep]), d, p, e
+
+    blocks = list(pairwise([*starts.tolist(), looked.size]))
+    if len(blocks) > 1:  # a full round: its blocks on two threads (numpy lets go of the interpreter lock)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="peil-audit") as pool:
+            found = list(pool.map(one, blocks))
     else:
-        q = np.zeros((0, na))
-    out: list[_Finding] = []
-
-    def fix_for(x: FloatArray, kind_reason: int) -> int:
-        """The smallest published cell whose removal makes x undetermined (else the smallest touching x)."""
-        touching = np.flatnonzero(mat @ x != 0) if len(mat) else np.zeros(0, np.int64)
-        cand = touching[np.lexsort((pcells[touching], n[pcells[touching]]))]
-        if kind_reason == COMPLEMENTARY:
-            for j in cand:
-                rest = np.delete(mat, j, axis=0)
-                if len(rest) == 0:
-                    return int(pcells[j])
-                sol = np.linalg.lstsq(rest.T, x, rcond=None)[0]
-                if np.linalg.norm(rest.T @ sol - x) > 1e-6:
-                    return int(pcells[j])
-        if len(cand):
-            return int(pcells[cand[0]])
-        if len(mat):
-            allc = np.lexsort((pcells, n[pcells]))
-            return int(pcells[allc[0]])
-        return -1
-
-    # (a) determined hidden cells
-    resid = hmat - (hmat @ q.T) @ q if len(q) else hmat
-    det = np.linalg.norm(resid, axis=1) <= 1e-7 * np.maximum(1.0, np.linalg.norm(hmat, axis=1))
-    for j in np.flatnonzero(det):
-        c = int(hid_c[j])
-        b = Breach(name, "determined", (_uc(lay, c),), f"hidden {_cell_name(lay, c)} is determined")
-        out.append(_Finding(b, fix_for(hmat[j], COMPLEMENTARY), COMPLEMENTARY))
-        if first_only:
-            return out
-
-    # (b) a small determined set of light atoms
-    if light.any():
-        heavy = ~light
-        qh = q[:, heavy]
-        if qh.shape[1] and len(q):
-            u_, s_, _ = np.linalg.svd(qh, full_matrices=True)
-            r_h = int(np.sum(s_ > _TOL * max(1.0, float(s_[0]) if len(s_) else 1.0)))
-            y = u_[:, r_h:]
-        else:
-            y = np.eye(len(q))
-        basis = (y.T @ q)[:, light] if y.shape[1] else np.zeros((0, int(light.sum())))
-        found: IntArray | None = None
-        if len(basis):
-            rr, piv = _rref(basis)
-            wl = wn[light]
-            done, found = _small_set_search(rr, piv, wl, k)
-            if not done:
-                found = _small_set_milp(mat[:, light], mat[:, heavy], wl, k)
-        if found is not None:
-            idx = np.flatnonzero(light)[found]
-            x = np.zeros(na)
-            x[idx] = 1.0
-            who = ", ".join(f"unit {lay.atom_unit[a]} codes {lay.atom_codes[a].tolist()}" for a in atoms_c[idx])
-            b = Breach(name, "small", (), f"a determined set of {int(wn[idx].sum())} respondent(s): {who}")
-            out.append(_Finding(b, fix_for(x, COMPLEMENTARY), COMPLEMENTARY))
-            if first_only:
-                return out
-
-    # (c) ranges of hidden means, once (a) and (b) hold: certified segments first (along the null space, then along
-    # the null space with the atoms already at a bound held still), two extreme points next, and two linear programmes
-    # per cell for the cells none of these settles
-    if not ranges:
-        return out
-    open_cells = np.flatnonzero(~det)
-    for v in valued:
-        if len(open_cells) == 0:
-            break
-        s0 = v.s0[atoms_c]
-        lo, hi = (wn * v.lo).astype(np.float64), (wn * v.hi).astype(np.float64)
-        width = v.hi - v.lo
-        need = n[hid_c] * width / 4.0 * (1 - 1e-9)
-        todo = open_cells[_segment_ranges(hmat[open_cells], q, s0, lo, hi) < need[open_cells]]
-        if len(todo):
-            free = (s0 > lo + 1e-9) & (s0 < hi - 1e-9)
-            if free.any():
-                q_f = _orthonormal_rows(mat[:, free])
-                cert = _segment_ranges(hmat[todo][:, free], q_f, s0[free], lo[free], hi[free])
-                todo = todo[cert < need[todo]]
-        if len(todo):
-            weight = (hmat[todo] / n[hid_c[todo]][:, None]).sum(axis=0)
-            pts = _lp_points(weight, mat, s0, lo, hi)
-            if pts is not None:
-                proj = hmat[todo] @ np.column_stack([s0, *pts])
-                todo = todo[proj.max(axis=1) - proj.min(axis=1) < need[todo]]
-        if len(todo) == 0:
-            continue
-        got = _lp_ranges(hmat[todo], mat, s0, lo, hi)
-        bad = got < n[hid_c[todo]] * width / 4.0 * (1 - 1e-7) - 1e-9
-        for j, g_ in zip(todo[bad], got[bad], strict=True):
-            c = int(hid_c[j])
-            b = Breach(
-                v.stat.name or name,
-                "range",
-                (_uc(lay, c),),
-                f"hidden {_cell_name(lay, c)}: its mean can only move {g_ / n[c]:.4g} < {width / 4:.4g}",
-            )
-            out.append(_Finding(b, fix_for(hmat[j], RANGE), RANGE))
-        if out:  # every failing cell of this statistic at once: one round fixes them all
-            return out
-    return out
+        found = [one(b) for b in blocks]
+    kept: list[_Parts] = []
+    for part, d, p, e in found:
+        kept.append(part)
+        determined |= d
+        pinned |= p
+        exempted |= e
+    groups = pb.atom_n.shape[1]
+    parts = _Parts(
+        np.concatenate([k.cell for k in kept]) if kept else np.zeros(0, np.int64),
+        np.concatenate([k.region for k in kept]) if kept else np.zeros(0, np.int64),
+        np.concatenate([k.n for k in kept]) if kept else np.zeros((0, groups), np.int32),
+    )
+    return parts, small, determined, pinned, exempted
 
 
-def _findings(
-    lay: _Layout,
-    groups: Sequence[_Group],
-    hidden: BoolArray,
-    *,
-    first_only: bool,
-    ranges: bool = True,
-    caches: Sequence[_Cache] | None = None,
-) -> list[_Finding]:
-    out: list[_Finding] = []
-    for i, g in enumerate(groups):
-        cache = caches[i] if caches else None
-        out.extend(_audit_group(lay, g, hidden, first_only=first_only, ranges=ranges, cache=cache))
-    return out
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Public API
-
-
-def audit(
+def partition_audit(
     parent: npt.ArrayLike,
     unit: npt.ArrayLike,
     codes: npt.ArrayLike,
@@ -888,93 +543,348 @@ def audit(
     k: int,
     statistics: Sequence[Statistic],
     hidden: npt.ArrayLike,
-) -> list[Breach]:
-    """Every breach of a pattern (empty list: safe for every statistic); see the module docstring.
+) -> Findings:
+    """Audit a suppression pattern ``hidden`` (n_units, width) under the region model; empty findings = safe."""
+    pb = prepare(parent, unit, codes, n_values, k, statistics)
+    hid = np.asarray(hidden, dtype=np.bool_).reshape(-1)
+    primary = ((pb.cell_n > 0) & (pb.cell_n < k)).any(axis=1) & ~hid
+    weights = _weights(pb.lay.size)
+    reg = _regions(pb, ~hid, weights)
+    parts = _parts(pb, hid & pb.cell_n.any(axis=1), reg)
+    small, determined, pinned, _ = _check(pb, reg, parts, ~hid)
+    if primary.any():  # a published small cell is a small region of its own kind: report it as one
+        determined = determined | primary
+    return Findings(np.flatnonzero(small), np.flatnonzero(determined), np.flatnonzero(pinned))
 
-    Parameters are those of ``suppress``; ``hidden`` (n_units, width) is the pattern to check.
-    """
-    lay = _layout(parent, unit, codes, n_values, k)
-    mask = np.asarray(hidden, dtype=np.bool_)
-    if mask.shape != (lay.n_units, lay.width):
-        raise ValueError(f"hidden must have shape ({lay.n_units}, {lay.width})")
-    groups = _groups(lay, statistics)
-    return [f.breach for f in _findings(lay, groups, mask.reshape(-1), first_only=False)]
+
+def _weights(size: int) -> npt.NDArray[np.uint64]:
+    """A fixed random 64-bit weight per cell (the set hash of a signature is the sum of its cells' weights)."""
+    w = np.random.default_rng(20261123).integers(1, 2**63 - 1, size=size, dtype=np.int64).astype(np.uint64)
+    return w * np.uint64(2) + np.uint64(1)
 
 
-def suppress(
+def suppress_partition(
     parent: npt.ArrayLike,
     unit: npt.ArrayLike,
     codes: npt.ArrayLike,
     n_values: Sequence[int],
     k: int,
     statistics: Sequence[Statistic],
+    hidden_before: npt.ArrayLike | None = None,
     *,
-    hidden: npt.ArrayLike | None = None,
+    locked: npt.ArrayLike | None = None,
 ) -> Suppression:
-    """The one suppression pattern that is safe for every statistic at once.
+    """The one suppression pattern of a wave's table (module docstring): ``(n_units, 1 + sum(n_values))``.
 
-    Parameters
-    ----------
-    parent : (n_units,) int, parents first, -1 at a root.
-    unit : (n_respondents,) int, each respondent's own unit.
-    codes : (n_respondents, n_attributes) int, the value index of each attribute.
-    n_values : number of values per attribute.
-    k : the minimum group size (>= 2).
-    statistics : every published statistic (see ``Statistic``).
-    hidden : optional (n_units, width) cells that must be hidden whatever their size.
+    ``hidden_before``: the pattern an earlier build of the same table served, when it is built again (a new
+    engine, a fixed bug). The pattern hides at least those cells, so that what both builds publish together is
+    no more than the earlier build published, and nobody can difference the two. When the pattern built afresh
+    already does (the usual case, the same engine), it is the one returned: a rebuild gives the same table.
+    Otherwise the build starts again with those cells locked hidden.
 
-    Returns
-    -------
-    Suppression
-        ``hidden`` and ``reason`` per cell. Deterministic: a function of the inputs only (not of the order of
-        respondents). Raises ``GuardError`` rather than return a pattern its own audit does not pass.
+    ``locked``: cells hidden whatever the statistics say (a second stage of ``scoring.build``, whose statistics
+    are published only in cells the first stage publishes); the pattern is safe with them hidden.
     """
-    lay = _layout(parent, unit, codes, n_values, k)
-    groups = _groups(lay, statistics)
-    size = lay.size
-    if groups:
-        n_max = np.max(np.stack([g.n for g in groups]), axis=0)
-        small = np.any(np.stack([(g.n >= 1) & (g.n < k) for g in groups]), axis=0)
-    else:
-        n_max = np.zeros(size, np.int64)
-        small = np.zeros(size, np.bool_)
-    reason = np.zeros(size, dtype=np.int8)
-    mask = small.copy()
-    reason[small] = PRIMARY
-    if hidden is not None:
-        forced = np.asarray(hidden, dtype=np.bool_)
-        if forced.shape != (lay.n_units, lay.width):
-            raise ValueError(f"hidden must have shape ({lay.n_units}, {lay.width})")
-        forced = forced.reshape(-1) & ~mask
-        mask |= forced
-        reason[forced] = COMPLEMENTARY
-    empty = n_max == 0
-    mask |= empty
-    reason[empty] = EMPTY
+    return suppress_prepared(prepare(parent, unit, codes, n_values, k, statistics), hidden_before, locked=locked)
 
-    caches: list[_Cache] = [{} for _ in groups]
-    for _ in range(size + 2):
+
+def suppress_prepared(
+    pb: _Problem, hidden_before: npt.ArrayLike | None = None, *, locked: npt.ArrayLike | None = None
+) -> Suppression:
+    """``suppress_partition`` on a problem made by ``prepare``."""
+    shape = (pb.lay.n_units, pb.lay.width)
+    before = None if hidden_before is None else np.asarray(hidden_before, dtype=np.bool_)
+    if before is not None and before.shape != shape:
+        raise ValueError(f"hidden_before must have shape {shape}")
+    always = np.zeros(pb.lay.size, dtype=np.bool_) if locked is None else np.asarray(locked, dtype=np.bool_)
+    if always.size != pb.lay.size:
+        raise ValueError(f"locked must have shape {shape}")
+    always = always.reshape(-1)
+    fresh = _decide(pb, always.copy())
+    if before is None or not np.any(before & ~np.asarray(fresh.hidden)):
+        return fresh
+    return _decide(pb, before.reshape(-1) | always)
+
+
+def _decide(pb: _Problem, locked: BoolArray) -> Suppression:
+    """The pattern (module docstring), with the ``locked`` cells never published."""
+    lay = pb.lay
+    size, width, k = lay.size, lay.width, lay.k
+    nonempty = pb.cell_n.any(axis=1)
+    reason = np.full(size, PUBLISHED, dtype=np.int8)
+    reason[~nonempty] = EMPTY
+    reason[nonempty & ((pb.cell_n > 0) & (pb.cell_n < k)).any(axis=1)] = PRIMARY
+    is_cut = (np.arange(size) % width) > 0
+    reason[is_cut & (reason == PUBLISHED)] = COMPLEMENTARY
+    reason[locked & (reason == PUBLISHED)] = COMPLEMENTARY
+    # The cut families that fit the totals start published with them, then the repair runs. A cut family fits
+    # when each of its values splits every region below its unit into 0 or at least k people, given the families
+    # already taken (attribute by attribute: two attributes together must fit too).
+    best = _State(pb, reason, locked)
+    best.take_families()
+    best.repair()
+    # DESIGN.md: every published table is audited before it is served. One full audit of the final pattern
+    # (nothing taken from earlier rounds); it passes unless the incremental checks missed something, in which
+    # case the repair goes on from there.
+    best.verified[:] = False
+    best.repair()
+    return best.result()
+
+
+class _State:
+    """A suppression pattern under repair: ``reason`` per cell (``PUBLISHED`` or why it is hidden)."""
+
+    def __init__(self, pb: _Problem, reason: npt.NDArray[np.int8], locked: BoolArray | None = None) -> None:
+        size, width = pb.lay.size, pb.lay.width
+        self.pb = pb
+        self.reason = reason
+        self.locked = np.zeros(size, dtype=np.bool_) if locked is None else locked  # never published
+        self.republished = np.zeros(size, dtype=np.bool_)
+        self.weights = _weights(size)
+        self.nonempty = pb.cell_n.any(axis=1)
+        self.unit_of = np.arange(size) // width
+        self.col_of = np.arange(size) % width
+        # cost of hiding a cell: any cut before any total, then the smaller n, then the lower index
+        order = np.lexsort((np.arange(size), pb.cell_n.max(axis=1), self.col_of == 0))
+        self.rank = np.empty(size, dtype=np.int64)
+        self.rank[order] = np.arange(size)
+        # Hiding more cells only merges regions, and a merge never makes a hidden cell determined or narrower: a
+        # hidden cell that passed stays passed until a cell is published again, so a round checks only the rest.
+        self.verified = np.zeros(size, dtype=np.bool_)
+        self._cached: tuple[BoolArray, _Regions] | None = None
+
+    def regions(self) -> _Regions:
+        """The regions of the current pattern: merged from the last ones when only hiding happened since."""
+        published = ~self.hidden
+        reg = None
+        if self._cached is not None and not np.any(published & ~self._cached[0]):
+            reg = _merged(self.pb, self._cached[1], published, self.weights)
+        if reg is None:
+            reg = _regions(self.pb, published, self.weights)
+        self._cached = (published, reg)
+        return reg
+
+    @property
+    def hidden(self) -> BoolArray:
+        return np.asarray(self.reason != PUBLISHED)
+
+    def result(self) -> Suppression:
+        shape = (self.pb.lay.n_units, self.pb.lay.width)
+        return Suppression(hidden=self.hidden.reshape(shape), reason=self.reason.reshape(shape))
+
+    def publish(self, cells: BoolArray, reg: _Regions | None = None) -> None:
+        """Publish ``cells`` (locked cells stay hidden). In general that splits the regions they meet, and every
+        hidden cell is checked again. Given ``reg``, the cells are unions of whole regions (hidden cells found to
+        add nothing): no region splits and nothing the attacker can derive changes, so nothing is checked again,
+        and the regions are kept with their new signatures."""
+        cells = cells & ~self.locked
+        self.reason[cells] = PUBLISHED
+        if reg is None:
+            self.verified[:] = False
+            return
+        published = ~self.hidden
+        merged = _merged(self.pb, reg, published, self.weights)
+        self._cached = None if merged is None else (published, merged)
+
+    def _orphans(self) -> BoolArray:
+        """Published cuts of units whose total is hidden."""
+        hidden = self.hidden
+        return (self.col_of > 0) & hidden.reshape(-1, self.pb.lay.width)[:, 0][self.unit_of] & ~hidden
+
+    def repair(self) -> None:
+        """Hide cells until the audit passes (module docstring, step 2)."""
+        pb = self.pb
         while True:
-            add = _local_fixes(lay, groups, mask)
-            if not add.any():
+            hidden = self.hidden
+            reg = self.regions()
+            look = hidden & self.nonempty & ~self.verified
+            parts, small, determined, pinned, exempted = _audit(pb, reg, look, ~hidden)
+            self.verified |= look & ~determined & ~pinned & ~exempted
+            # A hidden cell that is a union of whole regions for every statistic adds nothing: publish it (once: a
+            # cell hidden again later stays hidden, so the loop ends).
+            cut_of_hidden = (self.col_of > 0) & hidden.reshape(-1, pb.lay.width)[:, 0][self.unit_of]
+            free = determined & _unions(pb, hidden, reg, parts) & (self.reason != PRIMARY)
+            free &= ~cut_of_hidden & ~self.republished & ~self.locked
+            if free.any():
+                self.publish(free, reg)
+                self.republished |= free
+                continue
+            if not (small.any() or determined.any() or pinned.any()):
+                return
+            touched = np.isin(parts.cell, np.flatnonzero(determined | pinned)) & (parts.region >= 0)
+            needed = np.union1d(np.flatnonzero(small), parts.region[touched])
+            down = _down(pb, reg, ~hidden, self.weights, needed)
+            up = _up(pb, reg, ~hidden, self.rank)
+            fixes = [(_pick_for_regions(np.flatnonzero(small), down, up, self.rank), COMPLEMENTARY)]
+            for bad, why in ((np.flatnonzero(determined), COMPLEMENTARY), (np.flatnonzero(pinned), RANGE)):
+                if bad.size:
+                    touch = touched & np.isin(parts.cell, bad)
+                    if why == COMPLEMENTARY:
+                        # a determined cell opens up only where a region wholly inside it merges with one that is
+                        # not: those regions' candidates (all of its regions' where it has none)
+                        whole = touch & (parts.n >= np.take(reg.n, parts.region, axis=0)).all(axis=1)
+                        touch = np.where(np.isin(parts.cell, parts.cell[whole]), whole, touch)
+                    cells = _pick_for_cells(
+                        bad, parts.cell[touch], parts.region[touch], down, up, self.rank, pb, ~hidden,
+                        inside=why == RANGE,
+                    )  # fmt: skip
+                    fixes.append((cells, why))
+            progressed = False
+            for cells, why in fixes:
+                cells = cells[self.reason[cells] == PUBLISHED]
+                if cells.size:
+                    self.reason[cells] = why
+                    progressed = True
+            self.reason[self._orphans()] = COMPLEMENTARY  # a cut is published only where its unit's total is
+            if not progressed:
+                raise RuntimeError("the partition guard found no cell to hide for a breach (never expected)")
+
+    def take_families(self) -> None:
+        """Publish, attribute by attribute, the cut families that fit what is published so far."""
+        for a in range(self.pb.lay.offsets.size):
+            self.publish(self.cut_families(a))
+
+    def cut_families(self, a: int) -> BoolArray:
+        """Cut cells of attribute ``a`` (all values of one unit) that split no region below into a small group."""
+        pb = self.pb
+        lay = pb.lay
+        width = lay.width
+        hidden = self.hidden
+        reg = self.regions()
+        inside = reg.region >= 0
+        total_pub = ~hidden.reshape(-1, width)[:, 0]
+        first = int(lay.offsets[a])
+        n_val = int(np.diff(np.append(lay.offsets, width))[a])
+        key = reg.region[inside] * n_val + lay.atom_codes[inside, a]
+        split = _group_sum(key, reg.count * n_val, pb.atom_n_f[inside])
+        split = split.reshape(reg.count, n_val, pb.atom_n.shape[1])
+        small = ((split > 0) & (split < lay.k)).any(axis=(1, 2))  # (count,)
+        # no published total holding a region that this attribute splits badly can be cut by it
+        anc = pb.anc[lay.atom_unit[reg.rep[small]]]
+        anc = anc[anc >= 0]
+        bad = np.zeros(lay.n_units, dtype=np.bool_)
+        bad[anc[total_pub[anc]]] = True
+        families = np.zeros((lay.n_units, width), dtype=np.bool_)
+        families[:, first : first + n_val] = (total_pub & ~bad)[:, None]
+        out = families.reshape(-1) & self.nonempty & ~((pb.cell_n > 0) & (pb.cell_n < lay.k)).any(axis=1)
+        return np.asarray(out & hidden & (self.reason != PRIMARY))
+
+
+def _unions(pb: _Problem, hidden: BoolArray, reg: _Regions, parts: _Parts) -> BoolArray:
+    """Hidden cells that are unions of whole regions for every group (no free part, nothing of a region outside)."""
+    size = pb.lay.size
+    is_free = parts.region < 0
+    reg_n = reg.n[parts.region]
+    leaks = is_free | ((reg_n - parts.n) > 0).any(axis=1)
+    bad = np.zeros(size, dtype=np.bool_)
+    bad[parts.cell[leaks]] = True
+    return hidden & ~bad
+
+
+def _down(
+    pb: _Problem, reg: _Regions, published: BoolArray, weights: npt.NDArray[np.uint64], needed: IntArray
+) -> tuple[IntArray, IntArray]:
+    """Pairs (region, published cell) such that hiding the cell merges a region into that region, for the regions
+    ``needed`` (sorted)."""
+    cells = pb.atom_cells[reg.rep]  # (count, L)
+    pub = np.append(published, False)[cells]
+    r_idx, l_idx = np.nonzero(pub)
+    cell = cells[r_idx, l_idx]
+    target = reg.signature[r_idx] - weights[cell]
+    wanted = reg.signature[needed]
+    order = np.argsort(wanted)
+    if not wanted.size:
+        return needed, needed
+    pos = np.minimum(np.searchsorted(wanted[order], target), wanted.size - 1)
+    hit = wanted[order][pos] == target
+    return needed[order[pos[hit]]], cell[hit]
+
+
+def _up(pb: _Problem, reg: _Regions, published: BoolArray, rank: IntArray) -> IntArray:
+    """For each region, its cheapest published cell (hiding it merges the region into the one above)."""
+    cells = pb.atom_cells[reg.rep]
+    pub = np.append(published, False)[cells]
+    r = np.where(pub, np.append(rank, np.iinfo(np.int64).max)[cells], np.iinfo(np.int64).max)
+    best = np.argmin(r, axis=1)
+    return np.asarray(cells[np.arange(reg.count), best], dtype=np.int64)
+
+
+def _pick_for_regions(bad: IntArray, down: tuple[IntArray, IntArray], up: IntArray, rank: IntArray) -> IntArray:
+    """For each bad region, the cheapest of the cells just below it and its own cheapest cell."""
+    if bad.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    dr, dc = down
+    sel = np.isin(dr, bad)
+    return _cheapest(np.concatenate([dr[sel], bad]), np.concatenate([dc[sel], up[bad]]), rank)
+
+
+def _pick_for_cells(
+    bad: IntArray,
+    pc: IntArray,
+    pr: IntArray,
+    down: tuple[IntArray, IntArray],
+    up: IntArray,
+    rank: IntArray,
+    pb: _Problem,
+    published: BoolArray,
+    *,
+    inside: bool,
+) -> IntArray:
+    """For each bad hidden cell, the cheapest cell just below or above any region it meets.
+
+    ``inside``: whether cells inside the bad cell may be chosen (they widen its range, but never break up a
+    determined cell).
+    """
+    dr, dc = down
+    order = np.argsort(dr, kind="stable")
+    dr, dc = dr[order], dc[order]
+    start = np.searchsorted(dr, pr, side="left")
+    counts = np.searchsorted(dr, pr, side="right") - start
+    idx = np.repeat(start, counts) + (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts))
+    owner = np.concatenate([np.repeat(pc, counts), pc])
+    cand = np.concatenate([dc[idx], up[pr]])
+    if not inside and cand.size:
+        # a cell inside the bad one never breaks up a determined cell while an outside candidate exists: rank
+        # those last (they are the only way when everything around the cell is hidden)
+        rank = np.append(rank, rank + rank.size)
+        cand = np.where(_inside(pb, cand, owner), cand + pb.lay.size, cand)
+    chosen = _cheapest(owner, cand, rank) % pb.lay.size
+    # a bad cell without a candidate: its nearest published total above (progress, never expected to matter)
+    missing = np.setdiff1d(bad, owner)
+    if missing.size:
+        chosen = np.concatenate([chosen, _published_above(pb, missing, published)])
+    return chosen
+
+
+def _inside(pb: _Problem, c: IntArray, h: IntArray) -> BoolArray:
+    """Whether cell ``c`` lies inside cell ``h`` (elementwise)."""
+    width = pb.lay.width
+    uc, colc = np.divmod(c, width)
+    uh, colh = np.divmod(h, width)
+    diff = pb.depth[uc] - pb.depth[uh]
+    ok = diff >= 0
+    anc_at = pb.anc[uc, np.clip(diff, 0, pb.anc.shape[1] - 1)]
+    return np.asarray(ok & (anc_at == uh) & ((colh == 0) | (colh == colc)))
+
+
+def _published_above(pb: _Problem, cells: IntArray, published: BoolArray) -> IntArray:
+    """The nearest published total strictly containing each cell (its own unit's total for a cut)."""
+    width = pb.lay.width
+    u, col = np.divmod(cells, width)
+    start = np.where(col > 0, 0, 1)  # a cut's own unit first; a total's parent first
+    out = []
+    for unit, first in zip(u.tolist(), start.tolist(), strict=True):
+        for a in pb.anc[unit, first:]:
+            if a >= 0 and published[a * width]:
+                out.append(int(a) * width)
                 break
-            mask |= add
-            reason[add] = COMPLEMENTARY
-        # (a) and (b) first, without linear programmes; the range rule (c) once they hold
-        findings = _findings(lay, groups, mask, first_only=True, ranges=False, caches=caches)
-        if not findings:
-            findings = _findings(lay, groups, mask, first_only=True, ranges=True, caches=caches)
-        if not findings:
-            return Suppression(mask.reshape(lay.n_units, lay.width), reason.reshape(lay.n_units, lay.width))
-        fixes = {(f.fix, f.reason) for f in findings if f.fix >= 0 and not mask[f.fix]}
-        if not fixes:
-            # no named fix is left: hide every published cell touched by a breach's component, smallest first
-            pending = np.flatnonzero(~mask & (n_max > 0))
-            if len(pending) == 0:
-                break
-            fixes = {(int(pending[np.lexsort((pending, n_max[pending]))[0]]), COMPLEMENTARY)}
-        for cell, why in sorted(fixes):
-            if not mask[cell]:
-                mask[cell] = True
-                reason[cell] = why
-    raise GuardError("could not reach a suppression pattern that passes the audit")
+    return np.asarray(out, dtype=np.int64)
+
+
+def _cheapest(owner: IntArray, cell: IntArray, rank: IntArray) -> IntArray:
+    if owner.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((rank[cell], owner))
+    owner, cell = owner[order], cell[order]
+    first = np.flatnonzero(np.append(True, owner[1:] != owner[:-1]))
+    return np.unique(cell[first])

@@ -1,7 +1,7 @@
 """The one adapter between figures published per unit of the org tree (outcomes, drivers) and the engine's guard.
 
 Outcome counts and driver relations are published per unit, rolled up, without attribute cuts. They go through
-the same suppression as a wave's result cells (``scoring.partition``: primary and complementary suppression,
+the same suppression as a wave's result cells (``scoring.guard``: primary and complementary suppression,
 proven against an attacker told every region's sum), here with one row per person and the tree only. This module
 is the only place that calls the guard for them: when the guard's interface changes, this is what changes.
 """
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from scoring.guard import Statistic
-from scoring.partition import suppress_partition
+from scoring.guard import suppress_partition
+from scoring.layout import Statistic
 
 __all__ = ["Counted", "TreeSuppression", "suppress_tree"]
 

@@ -11,7 +11,7 @@ decision is taken twice:
    stage 1 hides locked hidden (``suppress_partition(..., locked=...)``). Where stage 2 hides more, the cell
    stays published and only those statistics are withheld (marked ``suppressed`` with stage 2's reason).
 
-Why this is sound. The attacker model of ``scoring.guard`` (and the stronger one of ``scoring.partition``) treats
+Why this is sound. The attacker model of ``scoring.layout`` (and the stronger one of ``scoring.guard``) treats
 each statistic's sums as a linear system of its own, with every ``n`` known: rules (a), (b) and (c) are stated
 and checked per statistic, and no equation mixes two statistics. A pattern is therefore safe for a set of
 statistics exactly when it is safe for each of them on its own, and nothing forces two statistics onto one
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from scoring.guard import Statistic, Suppression
-from scoring.partition import prepare, suppress_partition, suppress_prepared
+from scoring.guard import prepare, suppress_partition, suppress_prepared
+from scoring.layout import Statistic, Suppression
 from scoring.scales import Scores
 from scoring.spec import SCALE_BOUNDS, WaveData
 

@@ -1,7 +1,7 @@
 """The export-ready columnar copy of a stored result table: Arrow IPC kept beside the JSON in ``wave_results``.
 
 The export's rows are a change of shape of the stored result table (``rows.derive``). Doing that from the JSON
-at every run meant gunzip + ``json.loads`` + a conversion to Arrow: 9.5 of 11.4 s for 100,000 respondents. So
+at every run meant gunzip + ``json.loads`` + a conversion to Arrow, most of an export's time. So
 the results service derives them once, when it stores the table (the same ``derive`` on the same dict that
 becomes the JSON), and keeps them here; the export reads them back (decompressing, nothing else), checks them and
 writes them.
@@ -11,19 +11,16 @@ Layout of the bytes: ``MAGIC``, a little-endian uint32 header length, the JSON h
 where its streams are), then Arrow IPC streams, LZ4-compressed, 64-byte aligned. Each table is kept as
 
 - its dense columns, a string column as the length of each string (LZ4 compresses the lengths of a column like
-  ``cells.unit`` 50-fold, the offsets Arrow keeps hardly at all: they were 22 of the copy's 29 MiB);
+  ``cells.unit`` well, the offsets Arrow keeps hardly at all);
 - the characters of its string columns, one value per column;
-- its mostly-null numbers (``cells`` of a guarded table is 98 % hidden rows, whose figures are null) as the
-  rows that have a value and those values, one stream per set of columns null in the same rows.
+- its mostly-null numbers (the hidden rows of ``cells``, whose figures are null) as the rows that have a value
+  and those values, one stream per set of columns null in the same rows.
 
 Decoding sums the lengths up into offsets again (the characters are used as they are) and puts the sparse values
 into zero-filled anonymous memory that the kernel maps only where a value is written: the hidden rows' slots are
 not decompressed, and a page of them holding no value is never touched (the Parquet writer and ``check_safe``
-read only the slots that hold one). For 100,000 respondents (the guarded benchmark table) the copy is 4.7 MiB
-instead of 29 (the gzipped JSON is 4.3); reading and decoding it makes 44,000 page faults instead of 75,000 and
-in a fresh process takes 0.10-0.15 s, 0.12-0.16 s of CPU (before, as plain Arrow IPC streams:
-0.12-0.16 s, 0.17-0.23 s of CPU, decompressing on two threads). zstd level 1 instead of LZ4 made the plain
-streams a third smaller and their decompression about twice as slow.
+read only the slots that hold one). The copy's size, page faults and decoding time against plain Arrow IPC
+streams and zstd are in ``benchmarks/README.md``.
 
 A copy is used only when its format is ``FORMAT`` and its ``built_at`` is the row's own: a table stored by older
 code, rebuilt by a worker that does not know this column, or written before it existed, is derived from its JSON
@@ -66,9 +63,9 @@ _LENGTHS: dict[pa.DataType, type[np.integer[Any]]] = {
 
 
 def _decode_pool() -> pa.MemoryPool:
-    """Where decoded copies live. Not pyarrow's default pool (mimalloc): the first time it hands out the
-    314 MiB of a 100,000-respondent copy takes it 1.0 s, jemalloc 0.2 s, and an export that runs once a day
-    (or in a fresh ``peil export run`` process) always meets the allocator cold. Warm, jemalloc takes 0.12 s."""
+    """Where decoded copies live. Not pyarrow's default pool (mimalloc): cold, it hands out a large copy's memory
+    several times slower than jemalloc (``benchmarks/README.md``), and an export that runs once a day (or in a
+    fresh ``peil export run`` process) always meets the allocator cold."""
     try:
         return pa.jemalloc_memory_pool()
     except NotImplementedError:  # a pyarrow built without jemalloc

@@ -8,9 +8,8 @@ one transaction: a reader sees the previous run or this one, never a mix.
 On PostgreSQL each table of a wave is one batch, set-based: its rows go as CSV (written by Arrow) through COPY
 into a temporary table of the same shape (dropped at commit), then one INSERT ... SELECT ... ON CONFLICT DO
 UPDATE upserts them all by natural key, and one DELETE ... WHERE NOT EXISTS drops the wave's rows the stage does
-not hold. For 10,000 respondents (135,000 rows) a full run takes 1.8-2.3 s, most of it in PostgreSQL; row by
-row (an executemany: one INSERT per row, even pipelined) it took 6.4 s, 8.3 s to upsert the same rows again
-(``benchmarks/export.py --small --sql URL``). Elsewhere (SQLite) rows go by executemany.
+not hold: about three times faster than one INSERT per row, even pipelined (``benchmarks/README.md``,
+``benchmarks/export.py --small --sql URL``). Elsewhere (SQLite) rows go by executemany.
 """
 
 from __future__ import annotations

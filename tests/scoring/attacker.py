@@ -1,8 +1,8 @@
 """An independent attacker of a suppression pattern: everything the table publishes, solved as one linear system.
 
-It shares no code with ``scoring.guard``: it builds every cell's membership by walking each respondent's ancestors,
-works in the atom basis (unit-direct members x full attribute combination, the finest groups anyone can name), and
-asks three questions of the published sums:
+It shares no code with the guards (``scoring.guard``, ``tests/scoring/exact_guard.py``): it builds every cell's
+membership by walking each respondent's ancestors, works in the atom basis (unit-direct members x full attribute
+combination, the finest groups anyone can name), and asks three questions of the published sums:
 
 1. is a hidden cell's sum determined? (its atom vector lies in the row space of the published cells: rank test);
 2. is any set of 1..k-1 respondents determined? Candidates first (every atom, every direct remainder, every hidden

@@ -291,7 +291,7 @@ def hand_org() -> WaveData:
     org       8 people     7 people     15
     ========  ===========  ===========  =====
 
-    Expected, by the rules of the design and the guard's model (``scoring.partition``):
+    Expected, by the rules of the design and the guard's model (``scoring.guard``):
 
     - primary (1..4 respondents): a2 (2) and every cut of a1 (3, 3), a2 (1, 1), a (4, 4) and b (4, 3);
     - complementary: a1, because a (8) = a1 + a2 is published, and a1 published would give a2 = a - a1;

@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 
 from scoring import ResultTable, build_table
 from scoring.build import HiddenBefore
-from scoring.guard import Statistic, audit
+from scoring.layout import Statistic
 from scoring.scales import construct_scores
 from scoring.spec import Attribute, ConstructSpec, FlagRules, InstrumentSpec, ItemSpec, OrgTree, WaveData
 from scoring.withhold import codes, core_statistics, detail_statistics, guard_cells
 from tests.scoring.attacker import attack
+from tests.scoring.exact_guard import audit
 from tests.scoring.test_tables import random_wave
 
 nan = np.nan
