@@ -59,11 +59,45 @@ def attack(
     parent = [int(x) for x in parent]
     unit = [int(x) for x in unit]
     codes = np.asarray(codes).reshape(len(unit), len(n_values))
-    cols: list[tuple[int, int] | None] = [None] + [(a, v) for a, nv in enumerate(n_values) for v in range(nv)]
-    width = len(cols)
-    n_units = len(parent)
+    atoms, wn, s0 = _atoms(unit, codes, present, values)
+    cell, direct = _memberships(parent, n_values, atoms)
+    n_cell = cell @ wn
+    found: list[Attack] = []
+    hidden = np.asarray(hidden, dtype=bool)
+    pub = ~hidden & (n_cell > 0)
+    for u, j in zip(*np.nonzero(pub & (n_cell < k)), strict=True):
+        found.append(Attack("primary", f"published cell ({u}, {j}) has n = {n_cell[u, j]:.0f}"))
+    p = cell[pub]
+    null = _null_basis(p, len(atoms))
 
-    # atoms with n > 0 for this statistic, their n and actual sums
+    def determined(x: np.ndarray) -> bool:
+        return bool(np.linalg.norm(null.T @ x) <= 1e-8 * max(1.0, float(np.linalg.norm(x))))
+
+    hid = [(int(u), int(j)) for u, j in zip(*np.nonzero(hidden & (n_cell > 0)), strict=True)]
+    # 1. determined hidden cells
+    for u, j in hid:
+        if determined(cell[u, j]):
+            found.append(Attack("determined", f"hidden cell ({u}, {j}) is determined"))
+    # 2. small determined sets: candidates first
+    for what, x in _candidates(atoms, cell, direct, n_cell, hid):
+        if 1 <= float(x @ wn) <= k - 1 and determined(x):
+            found.append(Attack("small", f"{what}: {x @ wn:.0f} respondent(s) determined"))
+    # 2b. the exact question over every 0/1 combination of light atoms
+    light = np.flatnonzero(wn <= k - 1)
+    if len(light) and not any(a.kind == "small" for a in found):
+        hit = _small_exact(p, null, wn, light, k, exhaustive_limit)
+        if hit is not None:
+            found.append(Attack("small", f"atoms {[atoms[i] for i in hit]}: {wn[hit].sum():.0f} determined"))
+    # 3. ranges of hidden means
+    if values is not None and bounds is not None and hid:
+        found += _range_attacks(p, cell, n_cell, wn, s0, bounds, hid)
+    return found
+
+
+def _atoms(
+    unit: list[int], codes: np.ndarray, present: np.ndarray, values: np.ndarray | None
+) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray]:
+    """The atoms with n > 0 for this statistic (unit, codes...), their n and their actual sums."""
     atom_index: dict[tuple[int, ...], int] = {}
     atom_n: list[int] = []
     atom_s: list[float] = []
@@ -78,12 +112,16 @@ def attack(
         i = atom_index[key]
         atom_n[i] += 1
         atom_s[i] += float(values[r]) if values is not None else 0.0
-    atoms = list(atom_index)
-    m = len(atoms)
-    wn = np.array(atom_n, dtype=float)
+    return list(atom_index), np.array(atom_n, dtype=float), np.array(atom_s)
 
-    cell = np.zeros((n_units, width, m))
-    direct = np.zeros((n_units, width, m))
+
+def _memberships(
+    parent: list[int], n_values: tuple[int, ...], atoms: list[tuple[int, ...]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n_units, width, m) 0/1: which atoms each cell holds, and which its unit's own members (direct) hold."""
+    cols: list[tuple[int, int] | None] = [None] + [(a, v) for a, nv in enumerate(n_values) for v in range(nv)]
+    cell = np.zeros((len(parent), len(cols), len(atoms)))
+    direct = np.zeros_like(cell)
     for i, key in enumerate(atoms):
         u, combo = key[0], key[1:]
         for w in _ancestors(parent, u):
@@ -92,30 +130,19 @@ def attack(
                     cell[w, j, i] = 1.0
                     if w == u:
                         direct[w, j, i] = 1.0
-    n_cell = cell @ wn
-    found: list[Attack] = []
-    hidden = np.asarray(hidden, dtype=bool)
-    pub = ~hidden & (n_cell > 0)
-    for u, j in zip(*np.nonzero(pub & (n_cell < k)), strict=True):
-        found.append(Attack("primary", f"published cell ({u}, {j}) has n = {n_cell[u, j]:.0f}"))
-    p = cell[pub]
-    null = _null_basis(p, m)
+    return cell, direct
 
-    def determined(x: np.ndarray) -> bool:
-        return bool(np.linalg.norm(null.T @ x) <= 1e-8 * max(1.0, float(np.linalg.norm(x))))
 
-    hid = [(int(u), int(j)) for u, j in zip(*np.nonzero(hidden & (n_cell > 0)), strict=True)]
-
-    # 1. determined hidden cells
-    for u, j in hid:
-        if determined(cell[u, j]):
-            found.append(Attack("determined", f"hidden cell ({u}, {j}) is determined"))
-
-    # 2. small determined sets: candidates
-    def small(x: np.ndarray) -> bool:
-        w = float(x @ wn)
-        return 1 <= w <= k - 1
-
+def _candidates(
+    atoms: list[tuple[int, ...]],
+    cell: np.ndarray,
+    direct: np.ndarray,
+    n_cell: np.ndarray,
+    hid: list[tuple[int, int]],
+) -> list[tuple[str, np.ndarray]]:
+    """The sets an attacker tries first: every atom, direct remainder and hidden cell, every union of two
+    disjoint cells and every difference of two nested ones."""
+    n_units, width, m = cell.shape
     cands: list[tuple[str, np.ndarray]] = []
     cands += [(f"atom {atoms[i]}", np.eye(m)[i]) for i in range(m)]
     cands += [(f"direct ({u}, {j})", direct[u, j]) for u in range(n_units) for j in range(width) if direct[u, j].any()]
@@ -128,43 +155,45 @@ def attack(
             cands.append((f"{na} - {nb}", xa - xb))
         elif np.all(xb >= xa):
             cands.append((f"{nb} - {na}", xb - xa))
-    for what, x in cands:
-        if small(x) and determined(x):
-            found.append(Attack("small", f"{what}: {x @ wn:.0f} respondent(s) determined"))
+    return cands
 
-    # 2b. the exact question over every 0/1 combination of light atoms
-    light = np.flatnonzero(wn <= k - 1)
-    if len(light) and not any(a.kind == "small" for a in found):
-        hit = _small_exact(p, null, wn, light, k, exhaustive_limit)
-        if hit is not None:
-            found.append(Attack("small", f"atoms {[atoms[i] for i in hit]}: {wn[hit].sum():.0f} determined"))
 
-    # 3. ranges of hidden means: min and max of every hidden sum, each in its own copy of the polytope,
-    #    stacked into one block-diagonal linear programme (copies share nothing, so each is optimal on its own)
-    if values is not None and bounds is not None and hid:
-        lo, hi = bounds
-        s0 = np.array(atom_s)
-        objectives = []
-        for u, j in hid:
-            objectives += [cell[u, j], -cell[u, j]]
-        copies = len(objectives)
-        box = np.tile(np.column_stack([wn * lo, wn * hi]), (copies, 1))
-        if len(p):
-            res = linprog(
-                np.concatenate(objectives),
-                A_eq=block_diag([csr_matrix(p)] * copies, format="csr"),
-                b_eq=np.tile(p @ s0, copies),
-                bounds=box,
-                method="highs",
-            )
-        else:
-            res = linprog(np.concatenate(objectives), bounds=box, method="highs")
-        assert res.status == 0, "the actual answers are feasible, so the programme is"
-        x = res.x.reshape(copies, m)
-        for i, (u, j) in enumerate(hid):
-            span = (cell[u, j] @ x[2 * i + 1] - cell[u, j] @ x[2 * i]) / n_cell[u, j]
-            if span < (hi - lo) / 4 - 1e-7:
-                found.append(Attack("range", f"hidden cell ({u}, {j}): mean range {span:.4g} < {(hi - lo) / 4:.4g}"))
+def _range_attacks(
+    p: np.ndarray,
+    cell: np.ndarray,
+    n_cell: np.ndarray,
+    wn: np.ndarray,
+    s0: np.ndarray,
+    bounds: tuple[float, float],
+    hid: list[tuple[int, int]],
+) -> list[Attack]:
+    """Hidden means pinned to less than a quarter of the scale: min and max of every hidden sum, each in its own
+    copy of the polytope, stacked into one block-diagonal linear programme (copies share nothing, so each is
+    optimal on its own)."""
+    lo, hi = bounds
+    m = len(wn)
+    objectives = []
+    for u, j in hid:
+        objectives += [cell[u, j], -cell[u, j]]
+    copies = len(objectives)
+    box = np.tile(np.column_stack([wn * lo, wn * hi]), (copies, 1))
+    if len(p):
+        res = linprog(
+            np.concatenate(objectives),
+            A_eq=block_diag([csr_matrix(p)] * copies, format="csr"),
+            b_eq=np.tile(p @ s0, copies),
+            bounds=box,
+            method="highs",
+        )
+    else:
+        res = linprog(np.concatenate(objectives), bounds=box, method="highs")
+    assert res.status == 0, "the actual answers are feasible, so the programme is"
+    x = res.x.reshape(copies, m)
+    found = []
+    for i, (u, j) in enumerate(hid):
+        span = (cell[u, j] @ x[2 * i + 1] - cell[u, j] @ x[2 * i]) / n_cell[u, j]
+        if span < (hi - lo) / 4 - 1e-7:
+            found.append(Attack("range", f"hidden cell ({u}, {j}): mean range {span:.4g} < {(hi - lo) / 4:.4g}"))
     return found
 
 
