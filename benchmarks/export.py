@@ -51,6 +51,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -75,7 +76,7 @@ from scoring.layout import REASONS, Statistic, Suppression  # noqa: E402
 from scoring.rollup import tree_plan  # noqa: E402
 from service.config import Settings  # noqa: E402
 from service.db import make_engine, make_sessionmaker  # noqa: E402
-from service.exports import columns  # noqa: E402
+from service.exports import columns, outcomes  # noqa: E402
 from service.exports.files import PARQUET_OPTIONS, FileTarget  # noqa: E402
 from service.exports.rows import check_safe, decode  # noqa: E402
 from service.exports.schema import KEYS, TABLES  # noqa: E402
@@ -252,7 +253,8 @@ def in_child(kind: str, work: Path, wave_id: int) -> tuple[float, float]:
     return float(wall), float(cpu)
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
+    """The command line (``--child``, ``--work`` and ``--wave`` are for the fresh processes this one starts)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="10,000 respondents and 1,000 units")
     parser.add_argument("--repeat", type=int, default=3)
@@ -263,7 +265,166 @@ def main() -> None:
     parser.add_argument("--child", choices=("export", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--wave", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+@dataclass(frozen=True)
+class Times:
+    """Seconds of each run, export and bare side by side: in fresh processes (wall and CPU), and repeated in this
+    process (wall)."""
+
+    fresh_export: list[float]
+    fresh_bare: list[float]
+    cpu_export: list[float]
+    cpu_bare: list[float]
+    warm_export: list[float]
+    warm_bare: list[float]
+
+
+def fresh_runs(work: Path, wave_id: int, repeat: int) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Export and bare, alternating, each in a fresh process: what `peil export run` from cron does, against a
+    bare write in a process of its own (its tables loaded first, not timed). Wall and CPU seconds of each."""
+    in_child("export", work, wave_id)  # once untimed: the page cache warm for both
+    fresh_export: list[float] = []
+    fresh_bare: list[float] = []
+    cpu_export: list[float] = []
+    cpu_bare: list[float] = []
+    for _ in range(repeat):
+        for kind, walls, cpus in (("export", fresh_export, cpu_export), ("bare", fresh_bare, cpu_bare)):
+            wall, cpu = in_child(kind, work, wave_id)
+            walls.append(wall)
+            cpus.append(cpu)
+    return fresh_export, fresh_bare, cpu_export, cpu_bare
+
+
+def warm_runs(
+    factory: sessionmaker[Session], settings: Settings, tables: Mapping[str, Any], work: Path, repeat: int
+) -> tuple[list[float], list[float]]:
+    """The same, repeated in this process: the allocators' memory and SQLAlchemy's caches already warm."""
+    t_export, t_bare = [], []
+    for _ in range(repeat):
+        t_export.append(timed(lambda: export_into(factory, settings, work / "export")))
+        t_bare.append(timed(lambda: bare_into(tables, work / "bare")))
+    return t_export, t_bare
+
+
+def where_it_goes(factory: sessionmaker[Session], work: Path, wave_id: int, k: int) -> dict[str, float]:
+    """Where the export's time goes: the same steps again, one by one, seconds of each."""
+    steps: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        steps[name] = now - clock
+        clock = now
+
+    gc.collect()
+    clock = time.perf_counter()
+    with factory() as session:
+        loaded = load_wave(session, wave_id)
+    lap("load_wave (read + decode + unit names)")
+    check_safe(loaded.tables, k)
+    lap("check_safe alone")
+    shutil.rmtree(work / "export", ignore_errors=True)
+    target = FileTarget(work / "export")
+    target.begin()
+    target.write_wave(wave_id, loaded.tables, check=partial(check_safe, loaded.tables, k))
+    target.commit({str(wave_id): loaded.built_at.isoformat()}, {**KEYS, outcomes.NAME: outcomes.KEY})
+    lap("files (check_safe, Parquet, SHA-256, fsync, rename, manifest)")
+    del loaded
+    gc.collect()
+    clock = time.perf_counter()
+    with factory() as session:
+        data, built_at = session.execute(
+            select(WaveResult.columnar, WaveResult.built_at).where(WaveResult.wave_id == wave_id)
+        ).one()
+    lap("of load_wave: read the stored copy")
+    assert columns.decode(data, built_at) is not None
+    lap("decode it (Arrow IPC, LZ4)")
+    del data
+    return steps
+
+
+def print_sizes(
+    respondents: int, units: int, tables: Mapping[str, Any], blob: bytes, copy: bytes, parquet: int
+) -> None:
+    """The organisation, the rows of each table, and the sizes stored and written."""
+    rows = {name: tables[name].num_rows for name in TABLES}
+    mib = 2**20
+    print(f"organisation: {respondents:,} respondents, {units:,} units")
+    print("rows: " + ", ".join(f"{name} {count:,}" for name, count in rows.items() if count))
+    print(
+        f"stored: JSON {len(blob) / mib:.1f} MiB (gzip), columnar copy {len(copy) / mib:.1f} MiB "
+        f"(Arrow IPC, LZ4); Parquet written {parquet / mib:.1f} MiB"
+    )
+    print(f"Parquet options, both sides: {PARQUET_OPTIONS}")
+
+
+def print_times(times: Times, steps: Mapping[str, float]) -> None:
+    """Best of each side, their ratio and the ratio per pair, fresh and warm; the CPU times; where it goes."""
+    for label, export_times, bare_times in (
+        ("fresh process each (as from cron)", times.fresh_export, times.fresh_bare),
+        ("repeated in one process (warm)", times.warm_export, times.warm_bare),
+    ):
+        ratios = [e / b for e, b in zip(export_times, bare_times, strict=True)]
+        print(f"{label}:")
+        print(f"  bare pyarrow.parquet.write_table, same rows: {min(bare_times):6.3f} s  (runs {_range(bare_times)})")
+        print(
+            f"  peil export run --full (stored -> files):   {min(export_times):6.3f} s  (runs {_range(export_times)})"
+        )
+        print(
+            f"  ratio {min(export_times) / min(bare_times):.2f}x best against best, "
+            f"{_range(ratios, 'x')} per pair (goal <= 2x)"
+        )
+    cpu_export, cpu_bare = times.cpu_export, times.cpu_bare
+    print(
+        f"CPU time (all threads; what a busy machine cannot hide), fresh processes: export "
+        f"{_range(cpu_export)}, bare {_range(cpu_bare)}, ratio {min(cpu_export) / min(cpu_bare):.2f}x "
+        "best against best"
+    )
+    print("where it goes (one pass, warm): " + ", ".join(f"{k} {v:.3f} s" for k, v in steps.items()))
+
+
+def fallback_run(
+    factory: sessionmaker[Session], settings: Settings, work: Path, wave_id: int, best_bare: float
+) -> None:
+    """One export of the table with its columnar copy dropped (derived from the JSON, as before the copy)."""
+    with factory() as session, session.begin():
+        session.execute(update(WaveResult).where(WaveResult.wave_id == wave_id).values(columnar=None))
+    t_json = timed(lambda: export_into(factory, settings, work / "export"))
+    print(
+        f"a table stored without the copy (JSON decoded and converted, copy stored): {t_json:.3f} s, "
+        f"ratio {t_json / best_bare:.2f}x"
+    )
+
+
+def file_runs(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    args: argparse.Namespace,
+    work: Path,
+    stored: tuple[bytes, int, int],
+    organisation: tuple[int, int],
+) -> None:
+    """The file target against the bare write: ``stored`` is the JSON blob, the wave id and its minimum group
+    size; ``organisation`` the respondents and units."""
+    blob, wave_id, k = stored
+    with factory() as session:
+        tables = load_wave(session, wave_id).tables
+        copy = session.scalar(select(WaveResult.columnar).where(WaveResult.wave_id == wave_id)) or b""
+    fresh = fresh_runs(work, wave_id, args.repeat)
+    times = Times(*fresh, *warm_runs(factory, settings, tables, work, args.repeat))
+    parquet = sum(f.stat().st_size for f in (work / "export").rglob("*.parquet"))
+    steps = where_it_goes(factory, work, wave_id, k)
+    print_sizes(*organisation, tables, blob, copy, parquet)
+    print_times(times, steps)
+    if args.fallback:
+        fallback_run(factory, settings, work, wave_id, min(times.warm_bare))
+
+
+def main() -> None:
+    args = arguments()
     if args.child:
         child(args.child, args.work, args.wave)
         return
@@ -279,101 +440,7 @@ def main() -> None:
         if args.sql:
             sql_runs(factory, settings, args.sql, args.repeat, respondents, units)
             return
-        with factory() as session:
-            tables = load_wave(session, wave_id).tables
-            copy = session.scalar(select(WaveResult.columnar).where(WaveResult.wave_id == wave_id)) or b""
-
-        # Fresh processes, alternating: what `peil export run` from cron does, against a bare write in a
-        # process of its own (its tables loaded first, not timed).
-        in_child("export", work, wave_id)  # once untimed: the page cache warm for both
-        fresh_export, fresh_bare, cpu_export, cpu_bare = [], [], [], []
-        for _ in range(args.repeat):
-            for kind, walls, cpus in (("export", fresh_export, cpu_export), ("bare", fresh_bare, cpu_bare)):
-                wall, cpu = in_child(kind, work, wave_id)
-                walls.append(wall)
-                cpus.append(cpu)
-        # The same, repeated in this process: the allocators' memory and SQLAlchemy's caches already warm.
-        t_export, t_bare = [], []
-        for _ in range(args.repeat):
-            t_export.append(timed(lambda: export_into(factory, settings, work / "export")))
-            t_bare.append(timed(lambda: bare_into(tables, work / "bare")))
-        parquet = sum(f.stat().st_size for f in (work / "export").rglob("*.parquet"))
-
-        # Where the export's time goes: the same steps again, one by one.
-        steps: dict[str, float] = {}
-        clock = time.perf_counter()
-
-        def lap(name: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            steps[name] = now - clock
-            clock = now
-
-        gc.collect()
-        clock = time.perf_counter()
-        with factory() as session:
-            loaded = load_wave(session, wave_id)
-        lap("load_wave (read + decode + unit names)")
-        check_safe(loaded.tables, k)
-        lap("check_safe alone")
-        shutil.rmtree(work / "export", ignore_errors=True)
-        target = FileTarget(work / "export")
-        target.begin()
-        target.write_wave(wave_id, loaded.tables, check=partial(check_safe, loaded.tables, k))
-        target.commit({str(wave_id): loaded.built_at.isoformat()}, KEYS)
-        lap("files (check_safe, Parquet, SHA-256, fsync, rename, manifest)")
-        del loaded
-        gc.collect()
-        clock = time.perf_counter()
-        with factory() as session:
-            data, built_at = session.execute(
-                select(WaveResult.columnar, WaveResult.built_at).where(WaveResult.wave_id == wave_id)
-            ).one()
-        lap("of load_wave: read the stored copy")
-        assert columns.decode(data, built_at) is not None
-        lap("decode it (Arrow IPC, LZ4)")
-        del data
-
-        rows = {name: tables[name].num_rows for name in TABLES}
-        mib = 2**20
-        print(f"organisation: {respondents:,} respondents, {units:,} units")
-        print("rows: " + ", ".join(f"{name} {count:,}" for name, count in rows.items() if count))
-        print(
-            f"stored: JSON {len(blob) / mib:.1f} MiB (gzip), columnar copy {len(copy) / mib:.1f} MiB "
-            f"(Arrow IPC, LZ4); Parquet written {parquet / mib:.1f} MiB"
-        )
-        print(f"Parquet options, both sides: {PARQUET_OPTIONS}")
-        for label, export_times, bare_times in (
-            ("fresh process each (as from cron)", fresh_export, fresh_bare),
-            ("repeated in one process (warm)", t_export, t_bare),
-        ):
-            ratios = [e / b for e, b in zip(export_times, bare_times, strict=True)]
-            print(f"{label}:")
-            print(
-                f"  bare pyarrow.parquet.write_table, same rows: {min(bare_times):6.3f} s  (runs {_range(bare_times)})"
-            )
-            print(
-                f"  peil export run --full (stored -> files):   {min(export_times):6.3f} s  "
-                f"(runs {_range(export_times)})"
-            )
-            print(
-                f"  ratio {min(export_times) / min(bare_times):.2f}x best against best, "
-                f"{_range(ratios, 'x')} per pair (goal <= 2x)"
-            )
-        print(
-            f"CPU time (all threads; what a busy machine cannot hide), fresh processes: export "
-            f"{_range(cpu_export)}, bare {_range(cpu_bare)}, ratio {min(cpu_export) / min(cpu_bare):.2f}x "
-            "best against best"
-        )
-        print("where it goes (one pass, warm): " + ", ".join(f"{k} {v:.3f} s" for k, v in steps.items()))
-        if args.fallback:
-            with factory() as session, session.begin():
-                session.execute(update(WaveResult).where(WaveResult.wave_id == wave_id).values(columnar=None))
-            t_json = timed(lambda: export_into(factory, settings, work / "export"))
-            print(
-                f"a table stored without the copy (JSON decoded and converted, copy stored): {t_json:.3f} s, "
-                f"ratio {t_json / min(t_bare):.2f}x"
-            )
+        file_runs(factory, settings, args, work, (blob, wave_id, k), (respondents, units))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

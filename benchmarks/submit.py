@@ -466,6 +466,112 @@ class Connection:
         self.reader = self.writer = None
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One measurement's job as the load process runs it: the server, how to load it, and the prepared bodies
+    (bytes; a list of pages each with ``flow``)."""
+
+    host: str
+    port: int
+    mode: str
+    flow: bool
+    tokens: list[str]
+    bodies: list[Any]
+    lanes: int
+
+    @classmethod
+    def of(cls, job: dict[str, Any]) -> _Job:
+        host, port = job["base"].removeprefix("http://").rsplit(":", 1)
+        flow = job["flow"]
+        bodies = [[b.encode() for b in body] if flow else body.encode() for body in job["bodies"]]
+        return cls(host, int(port), job["mode"], flow, job["tokens"], bodies, job["connections"])
+
+
+@dataclass
+class _Tally:
+    """What one measurement saw: each thanked submission's latency, each page's wait, the requests answered, and
+    the failures by kind."""
+
+    latencies: list[float] = field(default_factory=list)
+    page_waits: list[float] = field(default_factory=list)
+    requests: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    def fail(self, kind: str) -> None:
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+
+
+async def _walk(connection: Connection, path: str, pages: list[bytes], tally: _Tally) -> tuple[int, bytes]:
+    """A browser's way through the form: open the link, post each page, follow each redirect."""
+    started = time.perf_counter()
+    status, _headers, content = await connection.request("GET", path)
+    tally.requests += 1
+    tally.page_waits.append(time.perf_counter() - started)
+    for body in pages:
+        if status != 200:
+            break
+        started = time.perf_counter()
+        status, headers, content = await connection.request("POST", path, body)
+        tally.requests += 1
+        if status == 303:
+            location = headers[b"location"].decode()
+            status, headers, content = await connection.request("GET", path + location)
+            tally.requests += 1
+        tally.page_waits.append(time.perf_counter() - started)
+    return status, content
+
+
+async def _submit(connection: Connection, job: _Job, tally: _Tally, n: int, due: float) -> None:
+    """Submission n (a whole post, or with ``flow`` a walk through the pages); its latency counted from ``due``
+    when it ends on the thank-you page, else its failure by kind."""
+    path = f"/s/{job.tokens[n]}"
+    try:
+        if job.flow:
+            status, content = await _walk(connection, path, job.bodies[n], tally)
+        else:
+            status, _headers, content = await connection.request("POST", path, job.bodies[n])
+            tally.requests += 1
+    except Exception as exc:  # every failure is counted, by its kind
+        tally.fail(type(exc).__name__)
+        return
+    if status != 200 or b"Thank" not in content:
+        tally.fail(f"HTTP {status}")
+        return
+    tally.latencies.append(time.perf_counter() - due)
+
+
+_Queue = asyncio.Queue[tuple[int, float] | None]
+
+
+async def _lane(job: _Job, tally: _Tally, queue: _Queue, deadline: float) -> int:
+    """One connection taking submissions from the queue, one at a time, until told to stop (or, at full speed,
+    until the deadline); how many it sent."""
+    connection = Connection(job.host, job.port)
+    done = 0
+    try:
+        while (item := await queue.get()) is not None:
+            n, due = item
+            if job.mode != "paced" and time.perf_counter() > deadline:
+                break
+            await _submit(connection, job, tally, n, due if job.mode == "paced" else time.perf_counter())
+            done += 1
+    finally:
+        connection.close()
+    return done
+
+
+async def _pace(job: _Job, queue: _Queue, rate: float, started: float, deadline: float) -> None:
+    """Queue submission n at ``started + n / rate`` (its due time with it), until the deadline."""
+    for n in range(len(job.tokens)):
+        due = started + n / rate
+        if due > deadline:
+            break
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((n, due))
+
+
 async def _load(job: dict[str, Any]) -> dict[str, Any]:
     """Run one measurement: ``mode`` max (closed loop) or paced (open loop at ``rate``), of whole-survey posts or,
     with ``flow``, of surveys walked page by page as a browser does (12 requests each).
@@ -475,98 +581,28 @@ async def _load(job: dict[str, Any]) -> dict[str, Any]:
     time spent waiting for a free lane is not hidden.
     """
     started_cpu = time.process_time()
-    host, port = job["base"].removeprefix("http://").rsplit(":", 1)
-    mode, flow = job["mode"], job["flow"]
-    tokens: list[str] = job["tokens"]
-    bodies: list[Any] = [[b.encode() for b in body] if flow else body.encode() for body in job["bodies"]]
-    lanes = job["connections"]
-    latencies: list[float] = []
-    page_waits: list[float] = []
-    counts = {"requests": 0}
-    kinds: dict[str, int] = {}
-
-    def fail(kind: str) -> None:
-        kinds[kind] = kinds.get(kind, 0) + 1
-
-    async def walk(connection: Connection, path: str, pages: list[bytes]) -> tuple[int, bytes]:
-        """A browser's way through the form: open the link, post each page, follow each redirect."""
-        started = time.perf_counter()
-        status, _headers, content = await connection.request("GET", path)
-        counts["requests"] += 1
-        page_waits.append(time.perf_counter() - started)
-        for body in pages:
-            if status != 200:
-                break
-            started = time.perf_counter()
-            status, headers, content = await connection.request("POST", path, body)
-            counts["requests"] += 1
-            if status == 303:
-                location = headers[b"location"].decode()
-                status, headers, content = await connection.request("GET", path + location)
-                counts["requests"] += 1
-            page_waits.append(time.perf_counter() - started)
-        return status, content
-
-    async def submit(connection: Connection, n: int, due: float) -> None:
-        path = f"/s/{tokens[n]}"
-        try:
-            if flow:
-                status, content = await walk(connection, path, bodies[n])
-            else:
-                status, _headers, content = await connection.request("POST", path, bodies[n])
-                counts["requests"] += 1
-        except Exception as exc:  # every failure is counted, by its kind
-            fail(type(exc).__name__)
-            return
-        if status != 200 or b"Thank" not in content:
-            fail(f"HTTP {status}")
-            return
-        latencies.append(time.perf_counter() - due)
-
-    queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
-
-    async def lane() -> int:
-        connection = Connection(host, int(port))
-        done = 0
-        try:
-            while (item := await queue.get()) is not None:
-                n, due = item
-                if mode != "paced" and time.perf_counter() > deadline:
-                    break
-                await submit(connection, n, due if mode == "paced" else time.perf_counter())
-                done += 1
-        finally:
-            connection.close()
-        return done
-
+    load, tally = _Job.of(job), _Tally()
+    queue: _Queue = asyncio.Queue()
     started = time.perf_counter()
     deadline = started + job["max_seconds"]
-    workers = [asyncio.create_task(lane()) for _ in range(lanes)]
-    if mode == "paced":
-        rate = job["rate"]
-        for n in range(len(tokens)):
-            due = started + n / rate
-            if due > deadline:
-                break
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            queue.put_nowait((n, due))
+    workers = [asyncio.create_task(_lane(load, tally, queue, deadline)) for _ in range(load.lanes)]
+    if load.mode == "paced":
+        await _pace(load, queue, job["rate"], started, deadline)
     else:  # a closed loop: each lane takes the next submission when its last one is answered, until the deadline
-        for n in range(len(tokens)):
+        for n in range(len(load.tokens)):
             queue.put_nowait((n, 0.0))
-    for _ in range(lanes):
+    for _ in range(load.lanes):
         queue.put_nowait(None)
     submitted = sum(await asyncio.gather(*workers))
     seconds = time.perf_counter() - started
     return {
         "submitted": submitted,
-        "latencies": latencies,
-        "kinds": kinds,
+        "latencies": tally.latencies,
+        "kinds": tally.kinds,
         "seconds": seconds,
         "cpu": time.process_time() - started_cpu,
-        "requests": counts["requests"],
-        "pages": page_waits,
+        "requests": tally.requests,
+        "pages": tally.page_waits,
     }
 
 

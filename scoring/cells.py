@@ -13,6 +13,7 @@ cells at once: no Python loop over units, cells or respondents.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -230,6 +231,116 @@ def _construct_figures(
     index *= 100 / (bounds[:, 1] - bounds[:, 0])
 
 
+@dataclass(frozen=True)
+class _ItemKinds:
+    """Positions in ``items`` of the ``multi`` items (their n is who answered) and of the items that are not
+    scaled (no mean: ``single`` and ``multi``)."""
+
+    multi: list[int]
+    other: list[int]
+
+    @classmethod
+    def of(cls, items: tuple[ItemSpec, ...]) -> _ItemKinds:
+        return cls(
+            [i for i, item in enumerate(items) if item.type == "multi"],
+            [i for i, item in enumerate(items) if item.type not in SCALED],
+        )
+
+
+def _respondent_sums(scores: Scores, shift: npt.NDArray[np.float64], r: int) -> npt.NDArray[np.float64]:
+    """(R, 2C) per construct score - shift (0 where the score does not count), then its square: the
+    respondent-level terms of every cell's moments, filled in place."""
+    c = shift.shape[0]
+    sums = np.empty((r, 2 * c))
+    centred = sums[:, :c]
+    np.subtract(scores.score, shift, out=centred)
+    centred[~scores.counted] = 0.0
+    np.square(centred, out=sums[:, c:])
+    return sums
+
+
+def _respondent_counts(
+    data: WaveData, scores: Scores, items: tuple[ItemSpec, ...], kinds: _ItemKinds
+) -> tuple[npt.NDArray[np.int32], int]:
+    """(R, M) whole numbers per respondent, and the column where the items start: 1 | counted, favourable per
+    construct | promoter, passive, detractor (with eNPS) | per item: answered for a multi item, the answer (0 when
+    not) for a scaled one, 0 otherwise. int32 counts are exact and half the memory of floats."""
+    column = {item.id: j for j, item in enumerate(data.instrument.items)}
+    r, c = data.answers.shape[0], len(data.instrument.constructs)
+    whole = np.empty((r, 1 + 2 * c + 3 * (scores.enps is not None) + len(items)), dtype=np.int32)
+    whole[:, 0] = 1
+    whole[:, 1 : 1 + c] = scores.counted
+    whole[:, 1 + c : 1 + 2 * c] = scores.favourable
+    at = 1 + 2 * c
+    if scores.enps is not None:
+        for k, category in enumerate((1.0, 0.0, -1.0)):
+            np.equal(scores.enps, category, out=whole[:, at + k])
+        at += 3
+    answers = np.take(data.answers, [column[item.id] for item in items], axis=1)
+    answers[:, kinds.other] = 0.0
+    answers[np.isnan(answers)] = 0.0
+    whole[:, at:] = answers  # whole points: checked with the distributions
+    del answers
+    for i in kinds.multi:  # who answered a multi item (choosing nothing is not answering)
+        whole[:, at + i] = data.multi_answered[items[i].id]
+    return whole, at
+
+
+_Summed = TypeVar("_Summed", np.float64, np.int32)
+
+
+def _rolled_up(cells: Layout, per_respondent: npt.NDArray[_Summed]) -> npt.NDArray[_Summed]:
+    """(U, W, .) every cell's sums of respondent-level quantities: one sparse product, one rollup."""
+    u = cells.plan.size
+    rolled: npt.NDArray[_Summed] = cells.plan.rollup(np.asarray(cells.indicator @ per_respondent).reshape(u, -1))
+    return rolled.reshape(u, cells.width, -1)
+
+
+def _cell_sums(
+    data: WaveData,
+    scores: Scores,
+    items: tuple[ItemSpec, ...],
+    kinds: _ItemKinds,
+    shift: npt.NDArray[np.float64],
+    cells: Layout,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int32], int]:
+    """Every cell's moments (U, W, 2C) and whole-number sums (U, W, M), and the column where the items start in
+    the latter. Each respondent-level array is dropped as soon as its rolled-up sums exist."""
+    sums = _respondent_sums(scores, shift, data.answers.shape[0])
+    whole, at = _respondent_counts(data, scores, items, kinds)
+    moments = _rolled_up(cells, sums)
+    del sums
+    counted = _rolled_up(cells, whole)
+    del whole
+    return moments, counted, at
+
+
+def _enps_figures(counted: npt.NDArray[np.int32], at: int) -> npt.NDArray[np.float64]:
+    """(U, W, 7) n, score, ci_low, ci_high, promoters, passives, detractors from the promoter, passive and
+    detractor counts (the three columns before ``at``)."""
+    pp, pa, pd = (counted[:, :, at - 3 + k].astype(np.float64) for k in range(3))
+    score, low, high = stats.enps(pp, pa, pd)
+    return np.stack([pp + pa + pd, score, low, high, pp, pa, pd], axis=-1)
+
+
+def _item_figures(
+    counted: npt.NDArray[np.int32],
+    n: npt.NDArray[np.int64],
+    answered: npt.NDArray[np.int32],
+    at: int,
+    kinds: _ItemKinds,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float64]]:
+    """(U, W, I) item n and mean. Item n: the cell's n minus the open answers (``answered``, (W, U, I),
+    overwritten), or (multi) who answered; the mean of a scaled item, NaN for the others."""
+    np.subtract(n.T.astype(np.int32)[:, :, None], answered, out=answered)
+    item_n = answered.transpose(1, 0, 2)
+    item_n[:, :, kinds.multi] = counted[:, :, at + np.array(kinds.multi, dtype=np.int64)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        item_mean = np.divide(counted[:, :, at:], item_n)  # 0 / 0 = NaN where nobody answered
+    item_mean[:, :, kinds.other] = np.nan
+    return item_n, item_mean
+
+
 def cell_statistics(
     data: WaveData,
     scores: Scores | None = None,
@@ -254,73 +365,30 @@ def cell_statistics(
     """
     scores = scores or construct_scores(data.instrument, data.answers)
     cells = prepared if prepared is not None else layout(data, plan, cuts=cuts)
-    u, w = cells.plan.size, cells.width
     constructs = data.instrument.constructs
     c = len(constructs)
     items = distribution_items(data.instrument.items) if distributions else ()
-    r = data.answers.shape[0]
-    multi = [i for i, item in enumerate(items) if item.type == "multi"]
+    kinds = _ItemKinds.of(items)
 
     # Distributions: answers per point / chosen options in every cell, and per item the answers left open (an
     # item's n is the cell's n minus those: a few percent of the answers instead of all of them). Both (W, U, .).
     offsets = np.concatenate([[0], np.cumsum([len(points(item)) for item in items])]).astype(np.int64)
     counts, answered = _distributions(data, items, offsets, cells)  # answered: the open answers until n is known
 
-    # Respondent-level quantities, filled in place: sums (R, 2C) float, score - shift and (score - shift)^2 per
-    # construct; whole numbers (R, M) int32, 1 | counted, favourable per construct | promoter, passive, detractor
-    # | per item: answered for a multi item, the answer (0 when not) for a scaled one, 0 otherwise. One product and
-    # one rollup of each give every cell's n, moments, eNPS, multi item n and scaled item sums; counts in int32
-    # are exact and half the memory of floats.
+    # One product and one rollup of the respondent-level quantities give every cell's n, moments, eNPS, multi
+    # item n and scaled item sums.
     bounds = np.array([SCALE_BOUNDS[con.scale] for con in constructs], dtype=np.float64).reshape(c, 2)
     shift = bounds.mean(axis=1)
-    column = {item.id: j for j, item in enumerate(data.instrument.items)}
-    sums = np.empty((r, 2 * c))
-    centred = sums[:, :c]
-    np.subtract(scores.score, shift, out=centred)
-    centred[~scores.counted] = 0.0
-    np.square(centred, out=sums[:, c:])
-    whole = np.empty((r, 1 + 2 * c + 3 * (scores.enps is not None) + len(items)), dtype=np.int32)
-    whole[:, 0] = 1
-    whole[:, 1 : 1 + c] = scores.counted
-    whole[:, 1 + c : 1 + 2 * c] = scores.favourable
-    at = 1 + 2 * c
-    if scores.enps is not None:
-        for k, category in enumerate((1.0, 0.0, -1.0)):
-            np.equal(scores.enps, category, out=whole[:, at + k])
-        at += 3
-    scaled = [i for i, item in enumerate(items) if item.type in SCALED]
-    other = [i for i in range(len(items)) if i not in scaled]
-    answers = np.take(data.answers, [column[item.id] for item in items], axis=1)
-    answers[:, other] = 0.0
-    answers[np.isnan(answers)] = 0.0
-    whole[:, at:] = answers  # whole points: checked with the distributions
-    del answers
-    for i in multi:  # who answered a multi item (choosing nothing is not answering)
-        whole[:, at + i] = data.multi_answered[items[i].id]
-    moments = cells.plan.rollup(np.asarray(cells.indicator @ sums).reshape(u, -1)).reshape(u, w, -1)
-    del sums, centred
-    counted = cells.plan.rollup(np.asarray(cells.indicator @ whole).reshape(u, -1)).reshape(u, w, -1)
-    del whole
-
+    moments, counted, at = _cell_sums(data, scores, items, kinds, shift, cells)
     n = counted[:, :, 0].astype(np.int64)
     cn = counted[:, :, 1 : 1 + c].astype(np.int64)
     fav = counted[:, :, 1 + c : 1 + 2 * c].astype(np.int64)
     total, squares = moments[:, :, :c], moments[:, :, c:]
-    enps = None
-    if scores.enps is not None:
-        pp, pa, pd = (counted[:, :, at - 3 + k].astype(np.float64) for k in range(3))
-        score, low, high = stats.enps(pp, pa, pd)
-        enps = np.stack([pp + pa + pd, score, low, high, pp, pa, pd], axis=-1)
-    # Item n: the cell's n minus the open answers, or (multi) who answered; the mean of a scaled item.
-    np.subtract(n.T.astype(np.int32)[:, :, None], answered, out=answered)
-    item_n = answered.transpose(1, 0, 2)
-    item_n[:, :, multi] = counted[:, :, at + np.array(multi, dtype=np.int64)]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        item_mean = np.divide(counted[:, :, at:], item_n)  # 0 / 0 = NaN where nobody answered
-    item_mean[:, :, other] = np.nan
+    enps = _enps_figures(counted, at) if scores.enps is not None else None
+    item_n, item_mean = _item_figures(counted, n, answered, at, kinds)
     del counted
 
-    construct_stats = np.empty((len(CONSTRUCT_FIELDS), u, w, c))
+    construct_stats = np.empty((len(CONSTRUCT_FIELDS), cells.plan.size, cells.width, c))
     _construct_figures(cn, total, squares, fav, shift, bounds, construct_stats)
     return CellStatistics(
         layout=cells,

@@ -198,6 +198,118 @@ def _start(factory: sessionmaker[Session], owner: str, target: Target, trigger: 
     return run_id
 
 
+def _refuse_unknown(factory: sessionmaker[Session], waves: Sequence[int] | None) -> None:
+    """Raise ``ValueError`` for a requested wave without stored results: the caller's mistake, refused before
+    anything starts (not a failed run)."""
+    if not waves:
+        return
+    with factory() as session:
+        stored = _stored(session)
+    missing = [w for w in waves if str(w) not in stored]
+    if missing:
+        raise ValueError(f"no stored results for wave(s) {', '.join(map(str, missing))}")
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What a run wrote and committed to its target: the plan it followed, rows per table, the target's new state
+    (wave id -> built_at) and the commit's checksum."""
+
+    todo: Plan
+    rows: dict[str, int]
+    exported: dict[str, str]
+    checksum: str
+
+
+def _write_waves(
+    factory: sessionmaker[Session],
+    target: Target,
+    owner: str,
+    lock_ttl: timedelta,
+    todo: Plan,
+    progress: Progress | None,
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Begin the target and write each planned wave (checked by the target before it writes), renewing the lock
+    between waves; rows per table and the target's state with them (removed waves left out)."""
+    rows = dict.fromkeys((*TABLES, outcomes.NAME), 0)
+    exported = {w: b for w, b in todo.exported.items() if int(w) not in todo.removed}
+    total = len(todo.waves)
+    target.begin()
+    for done, wave_id in enumerate(todo.waves):
+        if progress is not None:
+            progress(done, total, f"wave {wave_id}")
+        with factory() as session:
+            loaded = load_wave(session, wave_id)
+        check = partial(check_safe, loaded.tables, loaded.min_group_size)
+        target.write_wave(wave_id, loaded.tables, check=check)
+        backfill(factory, wave_id, loaded)  # only what passed the check
+        for name in TABLES:
+            rows[name] += loaded.tables[name].num_rows
+        exported[str(wave_id)] = loaded.built_at.isoformat()
+        del loaded
+        # between waves (after the last one, the renewal before the commit does it)
+        if done + 1 < total and not lock.heartbeat(factory, owner, lock_ttl):
+            raise LockLost("the export lock lapsed and another run took it")
+    return rows, exported
+
+
+def _write(
+    factory: sessionmaker[Session],
+    target: Target,
+    owner: str,
+    lock_ttl: timedelta,
+    todo: Plan,
+    progress: Progress | None,
+) -> _Written:
+    """Write the planned waves, remove the removed ones, write the outcomes and commit, the lock renewed just
+    before the commit."""
+    rows, exported = _write_waves(factory, target, owner, lock_ttl, todo, progress)
+    for wave_id in todo.removed:
+        target.remove_wave(wave_id)
+    with factory() as session:
+        found = outcomes.load(session)  # every period's outcomes, whole on every run (a small table)
+    target.write_table(outcomes.NAME, found, check=partial(outcomes.check_safe, found))
+    rows[outcomes.NAME] = found.num_rows
+    if not lock.heartbeat(factory, owner, lock_ttl):
+        raise LockLost("the export lock lapsed and another run took it")
+    checksum = target.commit(exported, {**KEYS, outcomes.NAME: outcomes.KEY})
+    if progress is not None:
+        progress(len(todo.waves), len(todo.waves), "done")
+    return _Written(todo, rows, exported, checksum)
+
+
+def _failed(factory: sessionmaker[Session], run_id: int, error: str) -> ExportRun:
+    """Record the run as failed with its error; the run as recorded."""
+    with transaction(factory) as session:
+        run = session.get_one(ExportRun, run_id)
+        run.status, run.finished_at, run.error = "failed", utcnow(), error
+    return run
+
+
+def _succeeded(
+    factory: sessionmaker[Session], run_id: int, written: _Written, target: Target, actor: str, full: bool
+) -> ExportRun:
+    """Record the run as succeeded with what it wrote, and audit it; the run as recorded."""
+    todo, rows = written.todo, written.rows
+    with transaction(factory) as session:
+        run = session.get_one(ExportRun, run_id)
+        run.status, run.finished_at = "succeeded", utcnow()
+        run.waves, run.rows, run.exported, run.checksum = todo.waves, rows, written.exported, written.checksum
+        record(
+            session,
+            actor,
+            "exported",
+            run_id=run_id,
+            waves=todo.waves,
+            removed=todo.removed,
+            target=target.display,
+            full=full,
+            rows=sum(rows.values()),
+        )
+    log.info("export run %d: %d wave(s) to %s", run_id, len(todo.waves), target.display)
+    return run
+
+
 def run_export(
     factory: sessionmaker[Session],
     settings: Settings,
@@ -219,12 +331,7 @@ def run_export(
     called with the run's id once the run holds the lock and is recorded as running.
     """
     target = target or open_target(settings)
-    if waves:  # a wrong id is the caller's mistake, refused before anything starts (not a failed run)
-        with factory() as session:
-            stored = _stored(session)
-        missing = [w for w in waves if str(w) not in stored]
-        if missing:
-            raise ValueError(f"no stored results for wave(s) {', '.join(map(str, missing))}")
+    _refuse_unknown(factory, waves)
     owner = lock.new_owner()
     if not lock.acquire(factory, owner, lock_ttl, slot=slot):
         raise ExportBusy("an export is running, or this scheduled export has already run")
@@ -235,61 +342,12 @@ def run_export(
         try:
             with factory() as session:
                 todo = plan(session, target.display, full=full, waves=waves)
-            rows = dict.fromkeys((*TABLES, outcomes.NAME), 0)
-            exported = {w: b for w, b in todo.exported.items() if int(w) not in todo.removed}
-            total = len(todo.waves)
-            target.begin()
-            for done, wave_id in enumerate(todo.waves):
-                if progress is not None:
-                    progress(done, total, f"wave {wave_id}")
-                with factory() as session:
-                    loaded = load_wave(session, wave_id)
-                check = partial(check_safe, loaded.tables, loaded.min_group_size)
-                target.write_wave(wave_id, loaded.tables, check=check)
-                backfill(factory, wave_id, loaded)  # only what passed the check
-                for name in TABLES:
-                    rows[name] += loaded.tables[name].num_rows
-                exported[str(wave_id)] = loaded.built_at.isoformat()
-                del loaded
-                # between waves (after the last one, the renewal before the commit below does it)
-                if done + 1 < total and not lock.heartbeat(factory, owner, lock_ttl):
-                    raise LockLost("the export lock lapsed and another run took it")
-            for wave_id in todo.removed:
-                target.remove_wave(wave_id)
-            with factory() as session:
-                found = outcomes.load(session)  # every period's outcomes, whole on every run (a small table)
-            target.write_table(outcomes.NAME, found, check=partial(outcomes.check_safe, found))
-            rows[outcomes.NAME] = found.num_rows
-            if not lock.heartbeat(factory, owner, lock_ttl):
-                raise LockLost("the export lock lapsed and another run took it")
-            checksum = target.commit(exported, {**KEYS, outcomes.NAME: outcomes.KEY})
-            if progress is not None:
-                progress(total, total, "done")
+            written = _write(factory, target, owner, lock_ttl, todo, progress)
         except Exception as exc:
             log.exception("export run %d failed", run_id)
             target.abort()
-            error = _error_text(exc, target)
-            with transaction(factory) as session:
-                run = session.get_one(ExportRun, run_id)
-                run.status, run.finished_at, run.error = "failed", utcnow(), error
-            return run
-        with transaction(factory) as session:
-            run = session.get_one(ExportRun, run_id)
-            run.status, run.finished_at = "succeeded", utcnow()
-            run.waves, run.rows, run.exported, run.checksum = todo.waves, rows, exported, checksum
-            record(
-                session,
-                actor,
-                "exported",
-                run_id=run_id,
-                waves=todo.waves,
-                removed=todo.removed,
-                target=target.display,
-                full=full,
-                rows=sum(rows.values()),
-            )
-        log.info("export run %d: %d wave(s) to %s", run_id, len(todo.waves), target.display)
-        return run
+            return _failed(factory, run_id, _error_text(exc, target))
+        return _succeeded(factory, run_id, written, target, actor, full)
     finally:
         lock.release(factory, owner)
 
