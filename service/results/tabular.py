@@ -46,12 +46,13 @@ def render(header: Sequence[str], rows: Iterable[Sequence[Any]], filename: str) 
 
 
 def results(out: schemas.Results) -> Response:
-    """One row per cell (each unit's total, then its cuts); per construct its figures, then eNPS. A statistic
-    withheld in a published cell reads ``withheld (reason)``."""
+    """One row per cell (each unit's total, then its cuts); per construct its figures, then eNPS (``enps_score*``:
+    an instrument's construct may itself be called ``enps``). A statistic withheld in a published cell reads
+    ``withheld (reason)``."""
     constructs = [c.id for c in out.constructs]
     header = ["unit", "attribute", "value", "n", "suppressed", "reason"]
     header += [f"{c}_{field}" for c in constructs for field in _CONSTRUCT_FIELDS]
-    header += ["enps_n", "enps", "enps_ci_low", "enps_ci_high"]
+    header += [f"enps_score{suffix}" for suffix in ("_n", "", "_ci_low", "_ci_high")]  # apart from a construct "enps"
     rows = []
     for unit in out.units:
         for cell in (unit.total, *unit.cuts):
