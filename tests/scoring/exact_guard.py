@@ -543,7 +543,8 @@ def _audit_component(
     key = (atoms_c.tobytes(), hid_c.tobytes(), np.unique(flat[pub[flat]]).tobytes(), ranges)
     if cache is not None and key in cache:
         return cache[key]
-    out = _component_findings(lay, name, atoms_c, hid_c, wn, light, pub, n, valued, first_only, ranges)
+    comp = _component(lay, name, atoms_c, hid_c, wn, pub, n)
+    out = _component_findings(comp, light, valued, first_only, ranges)
     if cache is not None:
         cache[key] = out
     return out
@@ -610,20 +611,9 @@ def _component(
 
 
 def _component_findings(
-    lay: Layout,
-    name: str,
-    atoms_c: IntArray,
-    hid_c: IntArray,
-    wn: IntArray,
-    light: BoolArray,
-    pub: BoolArray,
-    n: IntArray,
-    valued: Sequence[_Valued],
-    first_only: bool,
-    ranges: bool,
+    comp: _Component, light: BoolArray, valued: Sequence[_Valued], first_only: bool, ranges: bool
 ) -> list[_Finding]:
     """Conditions (a), (b) and, once they hold, (c) on one component."""
-    comp = _component(lay, name, atoms_c, hid_c, wn, pub, n)
     det, out = _determined_cells(comp, first_only)
     if out and first_only:
         return out
